@@ -1,0 +1,124 @@
+//! One connected client, registered or not.
+
+use std::collections::HashSet;
+use std::time::{Instant, SystemTime};
+
+use crate::caps::{Cap, CapSet};
+
+/// Names a connection for as long as it lives. Given by the server, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// The transport a client came over: shown to operators, and it decides whether a
+/// password may be sent in the clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Tls,
+    Unix,
+    Udp,
+    WebSocket,
+}
+
+/// What the server knows of a connection when it opens.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    /// The peer's IP address as text (`127.0.0.1`, `::1`), or `localhost` on a Unix
+    /// socket: shown as the client's host.
+    pub host: String,
+    pub transport: Transport,
+}
+
+/// Where a client is in registration.
+#[derive(Clone, Debug, Default)]
+pub struct Registration {
+    pub nick: Option<String>,
+    pub user: Option<(String, String)>,
+    /// CAP LS or REQ was sent and CAP END not yet: registration waits.
+    pub cap_negotiating: bool,
+    /// The PASS given, if any, checked at registration against the server password.
+    pub password: Option<String>,
+}
+
+/// A client's state.
+#[derive(Debug)]
+pub struct Client {
+    pub id: ClientId,
+    pub info: ClientInfo,
+    /// `None` once registered.
+    pub registration: Option<Registration>,
+    pub nick: String,
+    pub user: String,
+    pub realname: String,
+    pub caps: CapSet,
+    /// The CAP version the client announced (302 enables cap values and cap-notify).
+    pub cap_version: u32,
+    pub invisible: bool,
+    pub wallops: bool,
+    /// The operator account name, when the client has become a server operator.
+    pub oper: Option<String>,
+    pub away: Option<String>,
+    /// Folded names of the rooms the client is in.
+    pub channels: HashSet<String>,
+    pub connected_at: Instant,
+    pub signon: SystemTime,
+    /// Last message of any kind: for PING timing.
+    pub last_heard: Instant,
+    /// Last PRIVMSG/NOTICE: WHOIS idle time.
+    pub last_spoke: Instant,
+    /// When the hub sent a PING that is not yet answered.
+    pub ping_sent: Option<Instant>,
+}
+
+impl Client {
+    pub fn new(id: ClientId, info: ClientInfo, now: crate::Now) -> Client {
+        Client {
+            id,
+            info,
+            registration: Some(Registration::default()),
+            nick: "*".into(),
+            user: String::new(),
+            realname: String::new(),
+            caps: CapSet::default(),
+            cap_version: 0,
+            invisible: false,
+            wallops: false,
+            oper: None,
+            away: None,
+            channels: HashSet::new(),
+            connected_at: now.mono,
+            signon: now.wall,
+            last_heard: now.mono,
+            last_spoke: now.mono,
+            ping_sent: None,
+        }
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registration.is_none()
+    }
+
+    pub fn has(&self, cap: Cap) -> bool {
+        self.caps.has(cap)
+    }
+
+    /// `nick!user@host`, the source of what the client says.
+    pub fn source(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.info.host)
+    }
+
+    /// User modes as `+iow`.
+    pub fn mode_string(&self) -> String {
+        let mut s = String::from("+");
+        if self.invisible {
+            s.push('i');
+        }
+        if self.oper.is_some() {
+            s.push('o');
+        }
+        if self.wallops {
+            s.push('w');
+        }
+        s
+    }
+}

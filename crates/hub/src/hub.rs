@@ -1,0 +1,500 @@
+//! The hub's state and its entry points; each group of commands has its own file.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+use natter_proto::{numeric::*, LineWriter, Message, ParseError};
+
+use crate::caps::Cap;
+use crate::channel::Channel;
+use crate::client::{Client, ClientId, ClientInfo};
+use crate::config::HubConfig;
+use crate::outbox::{Effect, Outbox};
+use crate::time::Now;
+
+/// A nick that was, for WHOWAS.
+#[derive(Clone, Debug)]
+pub(crate) struct Whowas {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub when: u64,
+}
+
+/// The replies gathered for one labeled command (IRCv3 labeled-response).
+struct LabelContext {
+    client: ClientId,
+    label: String,
+    lines: Vec<Bytes>,
+}
+
+/// A password check the hub is waiting on.
+pub(crate) enum PendingCheck {
+    Oper { client: ClientId, name: String },
+}
+
+/// The chat state machine. See the crate documentation.
+pub struct Hub {
+    pub(crate) config: HubConfig,
+    pub(crate) clients: HashMap<ClientId, Client>,
+    /// Folded nick → client, registered clients only.
+    pub(crate) nicks: HashMap<String, ClientId>,
+    /// Folded name → room.
+    pub(crate) channels: HashMap<String, Channel>,
+    pub(crate) whowas: VecDeque<Whowas>,
+    pub(crate) now: Now,
+    pub(crate) created: Now,
+    /// ISUPPORT tokens, computed once from the configuration.
+    pub(crate) isupport: Vec<String>,
+    msgid_prefix: String,
+    msgid_counter: u64,
+    label: Option<LabelContext>,
+    batch_counter: u64,
+    pub(crate) pending_checks: HashMap<u64, PendingCheck>,
+    pub(crate) next_ticket: u64,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, now: Now) -> Hub {
+        let isupport = crate::registration::isupport_tokens(&config);
+        let start_ms = now
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Hub {
+            config,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            channels: HashMap::new(),
+            whowas: VecDeque::new(),
+            now,
+            created: now,
+            isupport,
+            msgid_prefix: format!("{start_ms:x}"),
+            msgid_counter: 0,
+            label: None,
+            batch_counter: 0,
+            pending_checks: HashMap::new(),
+            next_ticket: 1,
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Clients connected, registered or not.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// A connection opened.
+    pub fn connect(&mut self, id: ClientId, info: ClientInfo, now: Now, _out: &mut Outbox) {
+        self.now = now;
+        self.clients.insert(id, Client::new(id, info, now));
+    }
+
+    /// A connection closed on its own (EOF, reset, write error, SendQ exceeded): the
+    /// rooms it was in see it quit with `reason`. A no-op for a client already gone.
+    pub fn disconnect(&mut self, id: ClientId, reason: &str, now: Now, out: &mut Outbox) {
+        self.now = now;
+        self.remove_client(out, id, reason);
+    }
+
+    /// A line arrived from a client and parsed.
+    pub fn line(&mut self, id: ClientId, msg: Message, now: Now, out: &mut Outbox) {
+        self.now = now;
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        client.last_heard = now.mono;
+        client.ping_sent = None;
+        let labeled = client.has(Cap::LabeledResponse);
+        let label = msg
+            .tag("label")
+            .filter(|l| labeled && !l.is_empty() && l.len() <= 64);
+        if let Some(label) = label {
+            self.label = Some(LabelContext {
+                client: id,
+                label: label.to_owned(),
+                lines: Vec::new(),
+            });
+        }
+        self.dispatch(id, &msg, out);
+        if let Some(ctx) = self.label.take() {
+            self.finish_labeled(ctx, out);
+        }
+    }
+
+    /// A line arrived that could not be parsed: the client is told why and nothing
+    /// is relayed. A line too long for the framer comes here as `BodyTooLong`.
+    pub fn bad_line(&mut self, id: ClientId, error: ParseError, now: Now, out: &mut Outbox) {
+        self.now = now;
+        if !self.clients.contains_key(&id) {
+            return;
+        }
+        match error {
+            ParseError::Empty => {}
+            ParseError::TagsTooLong | ParseError::BodyTooLong => {
+                self.numeric(out, id, ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
+            ParseError::InvalidUtf8 { command } => {
+                let command = command.unwrap_or_else(|| "*".into());
+                self.fail(
+                    out,
+                    id,
+                    &command,
+                    "INVALID_UTF8",
+                    &[],
+                    "Message rejected: it is not valid UTF-8",
+                );
+            }
+            ParseError::ForbiddenByte { command } => {
+                let command = command.unwrap_or_else(|| "*".into());
+                self.numeric(
+                    out,
+                    id,
+                    ERR_UNKNOWNERROR,
+                    &[&command, "Message rejected: it holds a NUL or control byte"],
+                );
+            }
+            ParseError::NoCommand => {
+                self.numeric(out, id, ERR_UNKNOWNCOMMAND, &["*", "Unknown command"]);
+            }
+        }
+    }
+
+    /// Time passed: PING quiet clients, drop those that do not answer and those
+    /// that never register. Call about once a second.
+    pub fn tick(&mut self, now: Now, out: &mut Outbox) {
+        self.now = now;
+        let limits = &self.config.limits;
+        let mut unregistered_late = Vec::new();
+        let mut timed_out = Vec::new();
+        let mut to_ping = Vec::new();
+        for client in self.clients.values() {
+            if !client.is_registered() {
+                if now.mono.duration_since(client.connected_at) >= limits.registration_timeout {
+                    unregistered_late.push(client.id);
+                }
+            } else if let Some(sent) = client.ping_sent {
+                if now.mono.duration_since(sent) >= limits.ping_timeout {
+                    timed_out.push(client.id);
+                }
+            } else if now.mono.duration_since(client.last_heard) >= limits.ping_interval {
+                to_ping.push(client.id);
+            }
+        }
+        for id in unregistered_late {
+            self.close_with_error(out, id, "Registration timed out", "Registration timed out");
+        }
+        let timeout = self.config.limits.ping_timeout.as_secs();
+        for id in timed_out {
+            let reason = format!("Ping timeout: {timeout} seconds");
+            self.close_with_error(out, id, &reason, &reason);
+        }
+        let server = self.config.server_name.clone();
+        for id in to_ping {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.ping_sent = Some(now.mono);
+            }
+            let line = server_line(None, "PING", &[&server]);
+            self.send(out, id, line);
+        }
+    }
+
+    /// The server is stopping: every client is told and closed.
+    pub fn shutdown(&mut self, now: Now, out: &mut Outbox) {
+        self.now = now;
+        let ids: Vec<ClientId> = self.clients.keys().copied().collect();
+        let line = server_line(None, "ERROR", &["Server shutting down"]);
+        for id in ids {
+            self.send(out, id, line.clone());
+            out.effects.push(Effect::Close { client: id });
+        }
+        self.clients.clear();
+        self.nicks.clear();
+        self.channels.clear();
+    }
+
+    /// The server finished a password check asked for with
+    /// [`Effect::VerifyPassword`].
+    pub fn password_checked(&mut self, ticket: u64, ok: bool, now: Now, out: &mut Outbox) {
+        self.now = now;
+        match self.pending_checks.remove(&ticket) {
+            Some(PendingCheck::Oper { client, name }) => self.finish_oper(out, client, name, ok),
+            None => {}
+        }
+    }
+
+    fn dispatch(&mut self, id: ClientId, msg: &Message, out: &mut Outbox) {
+        let registered = self.clients.get(&id).is_some_and(Client::is_registered);
+        match msg.command.as_str() {
+            "CAP" => self.cmd_cap(out, id, msg),
+            "NICK" => self.cmd_nick(out, id, msg),
+            "USER" => self.cmd_user(out, id, msg),
+            "PASS" => self.cmd_pass(out, id, msg),
+            "PING" => self.cmd_ping(out, id, msg),
+            "PONG" => {}
+            "QUIT" => self.cmd_quit(out, id, msg),
+            _ if !registered => {
+                self.numeric(out, id, ERR_NOTREGISTERED, &["You have not registered"]);
+            }
+            "PRIVMSG" | "NOTICE" | "TAGMSG" => self.cmd_message(out, id, msg),
+            "JOIN" => self.cmd_join(out, id, msg),
+            "PART" => self.cmd_part(out, id, msg),
+            "TOPIC" => self.cmd_topic(out, id, msg),
+            "NAMES" => self.cmd_names(out, id, msg),
+            "LIST" => self.cmd_list(out, id, msg),
+            "KICK" => self.cmd_kick(out, id, msg),
+            "INVITE" => self.cmd_invite(out, id, msg),
+            "MODE" => self.cmd_mode(out, id, msg),
+            "WHO" => self.cmd_who(out, id, msg),
+            "WHOIS" => self.cmd_whois(out, id, msg),
+            "WHOWAS" => self.cmd_whowas(out, id, msg),
+            "ISON" => self.cmd_ison(out, id, msg),
+            "USERHOST" => self.cmd_userhost(out, id, msg),
+            "AWAY" => self.cmd_away(out, id, msg),
+            "SETNAME" => self.cmd_setname(out, id, msg),
+            "MOTD" => self.send_motd(out, id),
+            "LUSERS" => self.send_lusers(out, id),
+            "VERSION" => self.cmd_version(out, id),
+            "TIME" => self.cmd_time(out, id),
+            "ADMIN" => self.cmd_admin(out, id),
+            "INFO" => self.cmd_info(out, id),
+            "OPER" => self.cmd_oper(out, id, msg),
+            "KILL" => self.cmd_kill(out, id, msg),
+            "WALLOPS" => self.cmd_wallops(out, id, msg),
+            "USERS" | "SUMMON" => {
+                self.numeric(
+                    out,
+                    id,
+                    "446",
+                    &[&msg.command, "This command has been disabled"],
+                );
+            }
+            other => {
+                let other = other.to_owned();
+                self.numeric(out, id, ERR_UNKNOWNCOMMAND, &[&other, "Unknown command"]);
+            }
+        }
+    }
+
+    // ---- sending -------------------------------------------------------------
+
+    /// Queues a line for a client, or for the labeled response being gathered.
+    pub(crate) fn send(&mut self, out: &mut Outbox, to: ClientId, line: Bytes) {
+        if let Some(ctx) = &mut self.label {
+            if ctx.client == to {
+                ctx.lines.push(line);
+                return;
+            }
+        }
+        out.deliveries.push((to, line));
+    }
+
+    /// Sends `:server <code> <nick> params...`.
+    pub(crate) fn numeric(&mut self, out: &mut Outbox, to: ClientId, code: &str, params: &[&str]) {
+        let Some(client) = self.clients.get(&to) else {
+            return;
+        };
+        let mut w = LineWriter::new();
+        w.start(Some(&self.config.server_name), code)
+            .param(&client.nick);
+        for p in params {
+            w.param(p);
+        }
+        self.send(out, to, Bytes::from(w.finish()));
+    }
+
+    /// Sends an IRCv3 standard reply: `FAIL <command> <code> [context...] :description`.
+    pub(crate) fn fail(
+        &mut self,
+        out: &mut Outbox,
+        to: ClientId,
+        command: &str,
+        code: &str,
+        context: &[&str],
+        description: &str,
+    ) {
+        let mut w = LineWriter::new();
+        w.start(Some(&self.config.server_name), "FAIL")
+            .param(command)
+            .param(code);
+        for c in context {
+            w.param(c);
+        }
+        w.param(description);
+        self.send(out, to, Bytes::from(w.finish()));
+    }
+
+    fn finish_labeled(&mut self, ctx: LabelContext, out: &mut Outbox) {
+        let label_tag = format!("label={}", escape(&ctx.label));
+        match ctx.lines.len() {
+            0 => {
+                let line = format!("@{label_tag} :{} ACK\r\n", self.config.server_name);
+                out.deliveries.push((ctx.client, Bytes::from(line)));
+            }
+            1 => {
+                let line = add_tag(&ctx.lines[0], &label_tag);
+                out.deliveries.push((ctx.client, line));
+            }
+            _ => {
+                self.batch_counter += 1;
+                let id = format!("lr{}", self.batch_counter);
+                let server = &self.config.server_name;
+                let start = format!("@{label_tag} :{server} BATCH +{id} labeled-response\r\n");
+                out.deliveries.push((ctx.client, Bytes::from(start)));
+                let batch_tag = format!("batch={id}");
+                for line in &ctx.lines {
+                    out.deliveries.push((ctx.client, add_tag(line, &batch_tag)));
+                }
+                let end = format!(":{server} BATCH -{id}\r\n");
+                out.deliveries.push((ctx.client, Bytes::from(end)));
+            }
+        }
+    }
+
+    // ---- identifiers ---------------------------------------------------------
+
+    /// A message id unique to this server process and, through its start time,
+    /// across restarts.
+    pub(crate) fn next_msgid(&mut self) -> String {
+        self.msgid_counter += 1;
+        format!("{}-{}", self.msgid_prefix, self.msgid_counter)
+    }
+
+    pub(crate) fn fold(&self, name: &str) -> String {
+        self.config.casemapping.fold(name)
+    }
+
+    pub(crate) fn find_nick(&self, nick: &str) -> Option<ClientId> {
+        self.nicks.get(&self.fold(nick)).copied()
+    }
+
+    pub(crate) fn nick_of(&self, id: ClientId) -> String {
+        self.clients
+            .get(&id)
+            .map(|c| c.nick.clone())
+            .unwrap_or_else(|| "*".into())
+    }
+
+    /// Every client that shares a room with `id`, without `id` itself.
+    pub(crate) fn neighbours(&self, id: ClientId) -> Vec<ClientId> {
+        let Some(client) = self.clients.get(&id) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        for name in &client.channels {
+            if let Some(ch) = self.channels.get(name) {
+                seen.extend(ch.members.keys().copied());
+            }
+        }
+        seen.remove(&id);
+        let mut ids: Vec<ClientId> = seen.into_iter().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    // ---- leaving ---------------------------------------------------------------
+
+    /// Tells a client why it is being dropped, closes it, and tells its rooms.
+    pub(crate) fn close_with_error(
+        &mut self,
+        out: &mut Outbox,
+        id: ClientId,
+        error: &str,
+        quit_reason: &str,
+    ) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let text = format!("Closing Link: {} ({error})", client.info.host);
+        let line = server_line(None, "ERROR", &[&text]);
+        self.send(out, id, line);
+        self.remove_client(out, id, quit_reason);
+    }
+
+    /// Forgets a client: its rooms see it QUIT with `reason`, its nick goes to
+    /// WHOWAS, and its connection is closed.
+    pub(crate) fn remove_client(&mut self, out: &mut Outbox, id: ClientId, reason: &str) {
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        out.effects.push(Effect::Close { client: id });
+        if !client.is_registered() {
+            return;
+        }
+        let mut quit =
+            crate::fanout::Outgoing::new(self.now.server_time(), Some(client.source()), "QUIT")
+                .param(reason);
+        let mut told = HashSet::new();
+        for name in &client.channels {
+            let Some(ch) = self.channels.get_mut(name) else {
+                continue;
+            };
+            ch.members.remove(&id);
+            for member in ch.members.keys() {
+                if told.insert(*member) {
+                    if let Some(c) = self.clients.get(member) {
+                        out.deliveries.push((*member, quit.for_caps(c.caps)));
+                    }
+                }
+            }
+            if ch.members.is_empty() {
+                self.channels.remove(name);
+            }
+        }
+        self.nicks.remove(&self.fold(&client.nick));
+        self.remember_whowas(&client);
+        for ch in self.channels.values_mut() {
+            ch.invited.remove(&id);
+        }
+    }
+
+    pub(crate) fn remember_whowas(&mut self, client: &Client) {
+        self.whowas.push_front(Whowas {
+            nick: client.nick.clone(),
+            user: client.user.clone(),
+            host: client.info.host.clone(),
+            realname: client.realname.clone(),
+            when: self.now.unix_secs(),
+        });
+        self.whowas.truncate(self.config.limits.whowas);
+    }
+}
+
+/// A line with an optional source and no tags.
+pub(crate) fn server_line(source: Option<&str>, command: &str, params: &[&str]) -> Bytes {
+    let mut w = LineWriter::new();
+    w.start(source, command);
+    for p in params {
+        w.param(p);
+    }
+    Bytes::from(w.finish())
+}
+
+/// Adds one tag (already `key=escaped-value`) to a serialized line.
+fn add_tag(line: &Bytes, tag: &str) -> Bytes {
+    let mut v = Vec::with_capacity(line.len() + tag.len() + 2);
+    if let Some(rest) = line.strip_prefix(b"@") {
+        v.push(b'@');
+        v.extend_from_slice(tag.as_bytes());
+        v.push(b';');
+        v.extend_from_slice(rest);
+    } else {
+        v.push(b'@');
+        v.extend_from_slice(tag.as_bytes());
+        v.push(b' ');
+        v.extend_from_slice(line);
+    }
+    Bytes::from(v)
+}
+
+fn escape(value: &str) -> String {
+    let mut v = Vec::new();
+    natter_proto::escape_tag_value(value, &mut v);
+    String::from_utf8(v).unwrap_or_default()
+}

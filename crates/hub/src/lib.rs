@@ -1,0 +1,30 @@
+//! The hub: natter's whole chat state (nicknames, sessions, rooms, modes, presence)
+//! as a state machine with no I/O.
+//!
+//! The server feeds it events ([`Hub::connect`], [`Hub::line`], [`Hub::disconnect`],
+//! [`Hub::tick`]) stamped with the time ([`Now`]), and carries out what it puts in the
+//! [`Outbox`]: lines to deliver to clients and [`Effect`]s such as closing a
+//! connection. Tests drive it directly and assert on the outbox.
+
+mod caps;
+mod channel;
+mod client;
+mod config;
+mod fanout;
+mod hub;
+mod mask;
+mod messaging;
+mod modes;
+mod oper;
+mod outbox;
+mod queries;
+mod registration;
+mod rooms;
+mod time;
+
+pub use caps::Cap;
+pub use client::{ClientId, ClientInfo, Transport};
+pub use config::{HubConfig, Limits, OperAccount};
+pub use hub::Hub;
+pub use outbox::{Effect, Outbox};
+pub use time::Now;

@@ -1,0 +1,145 @@
+//! Splitting a byte stream into lines, with bounded memory whatever the peer sends.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::limits::{MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES};
+
+/// What the framer found next in the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FramedLine {
+    /// One line, without its terminator.
+    Line(Bytes),
+    /// A line longer than any valid line. Its bytes were dropped up to the next
+    /// terminator, so a peer that never sends a newline costs a bounded buffer.
+    TooLong,
+}
+
+/// Cuts lines at CR, LF or CR LF (clients send all three) and skips empty lines.
+#[derive(Debug)]
+pub struct LineFramer {
+    buf: BytesMut,
+    max_line: usize,
+    discarding: bool,
+}
+
+impl Default for LineFramer {
+    fn default() -> Self {
+        LineFramer::new(MAX_CLIENT_TAG_BYTES + MAX_BODY_BYTES)
+    }
+}
+
+impl LineFramer {
+    /// A framer that refuses lines longer than `max_line` bytes.
+    pub fn new(max_line: usize) -> LineFramer {
+        LineFramer {
+            buf: BytesMut::with_capacity(1024),
+            max_line,
+            discarding: false,
+        }
+    }
+
+    /// The buffer to read into (for `AsyncReadExt::read_buf`).
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes held that do not yet form a line.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete line, if the buffer holds one.
+    pub fn next_line(&mut self) -> Option<FramedLine> {
+        loop {
+            match self.buf.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(end) => {
+                    let line = self.buf.split_to(end);
+                    let _terminator = self.buf.split_to(1);
+                    if self.discarding {
+                        self.discarding = false;
+                        continue;
+                    }
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if line.len() > self.max_line {
+                        return Some(FramedLine::TooLong);
+                    }
+                    return Some(FramedLine::Line(line.freeze()));
+                }
+                None => {
+                    if self.buf.len() <= self.max_line {
+                        return None;
+                    }
+                    self.buf.clear();
+                    if self.discarding {
+                        return None;
+                    }
+                    self.discarding = true;
+                    return Some(FramedLine::TooLong);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(framer: &mut LineFramer) -> Vec<FramedLine> {
+        std::iter::from_fn(|| framer.next_line()).collect()
+    }
+
+    #[test]
+    fn cuts_at_any_terminator_and_skips_empty_lines() {
+        let mut f = LineFramer::new(100);
+        f.extend(b"A\r\nB\nC\r\r\nD");
+        assert_eq!(
+            lines(&mut f),
+            vec![
+                FramedLine::Line(Bytes::from_static(b"A")),
+                FramedLine::Line(Bytes::from_static(b"B")),
+                FramedLine::Line(Bytes::from_static(b"C")),
+            ]
+        );
+        f.extend(b"\n");
+        assert_eq!(
+            lines(&mut f),
+            vec![FramedLine::Line(Bytes::from_static(b"D"))]
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_reported_once_and_dropped() {
+        let mut f = LineFramer::new(10);
+        f.extend(&[b'x'; 11]);
+        assert_eq!(lines(&mut f), vec![FramedLine::TooLong]);
+        f.extend(&[b'x'; 50]);
+        assert_eq!(lines(&mut f), vec![]);
+        assert_eq!(f.pending(), 0);
+        f.extend(b"xx\nOK\n");
+        assert_eq!(
+            lines(&mut f),
+            vec![FramedLine::Line(Bytes::from_static(b"OK"))]
+        );
+    }
+
+    #[test]
+    fn a_complete_long_line_is_too_long() {
+        let mut f = LineFramer::new(3);
+        f.extend(b"abcd\nabc\n");
+        assert_eq!(
+            lines(&mut f),
+            vec![
+                FramedLine::TooLong,
+                FramedLine::Line(Bytes::from_static(b"abc"))
+            ]
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Serialization straight into a buffer, with no intermediate message value: the hub
+//! writes each delivered line once and shares the bytes with every recipient.
+
+use crate::tags::escape_tag_value;
+
+/// Writes one line: tags first (optional), then `start`, then parameters, then
+/// `finish`. The last parameter is always written as a trailing (`:`) parameter,
+/// as ngircd and InspIRCd do, so that naive clients find text after ` :`.
+#[derive(Default)]
+pub struct LineWriter {
+    buf: Vec<u8>,
+    has_tags: bool,
+    pending: Option<(usize, usize)>,
+}
+
+impl LineWriter {
+    pub fn new() -> LineWriter {
+        LineWriter {
+            buf: Vec::with_capacity(128),
+            has_tags: false,
+            pending: None,
+        }
+    }
+
+    /// Adds a tag; call before [`LineWriter::start`].
+    pub fn tag(&mut self, key: &str, value: &str) -> &mut Self {
+        self.buf.push(if self.has_tags { b';' } else { b'@' });
+        self.has_tags = true;
+        self.buf.extend_from_slice(key.as_bytes());
+        if !value.is_empty() {
+            self.buf.push(b'=');
+            escape_tag_value(value, &mut self.buf);
+        }
+        self
+    }
+
+    /// Writes the source and command.
+    pub fn start(&mut self, source: Option<&str>, command: &str) -> &mut Self {
+        if self.has_tags {
+            self.buf.push(b' ');
+        }
+        if let Some(source) = source {
+            self.buf.push(b':');
+            self.buf.extend_from_slice(source.as_bytes());
+            self.buf.push(b' ');
+        }
+        self.buf.extend_from_slice(command.as_bytes());
+        self
+    }
+
+    /// Adds a parameter. Each is held back one step so that the last can be written
+    /// with its colon.
+    pub fn param(&mut self, param: &str) -> &mut Self {
+        self.flush_pending(false);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(param.as_bytes());
+        self.pending = Some((start, self.buf.len()));
+        self
+    }
+
+    /// Ends the line with CR LF and returns it.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.flush_pending(true);
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf
+    }
+
+    fn flush_pending(&mut self, last: bool) {
+        let Some((start, end)) = self.pending.take() else {
+            return;
+        };
+        debug_assert!(
+            last || !(self.buf[start..end].is_empty() || self.buf[start..end].contains(&b' ')),
+            "only the last parameter may be empty or hold a space"
+        );
+        let prefix: &[u8] = if last { b" :" } else { b" " };
+        self.buf.splice(start..start, prefix.iter().copied());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_tags_source_and_trailing() {
+        let mut w = LineWriter::new();
+        w.tag("time", "2026-01-01T00:00:00.000Z").tag("+x", "a b");
+        w.start(Some("srv"), "NOTICE").param("*").param("hi");
+        assert_eq!(
+            w.finish(),
+            b"@time=2026-01-01T00:00:00.000Z;+x=a\\sb :srv NOTICE * :hi\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn a_line_without_params_has_no_colon() {
+        let mut w = LineWriter::new();
+        w.start(None, "PING");
+        assert_eq!(w.finish(), b"PING\r\n".to_vec());
+    }
+}
