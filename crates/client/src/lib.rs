@@ -1,0 +1,17 @@
+//! natter's client library: a line connection to a natter (or any IRC) server over
+//! every transport, registration, and sending that waits for the server's word that
+//! each line was taken.
+//!
+//! `natter send`, `natter bench` and the end-to-end tests are built on it.
+
+mod connection;
+mod error;
+mod registration;
+mod send;
+mod target;
+
+pub use connection::Connection;
+pub use error::ClientError;
+pub use registration::{register, Registered, Registration};
+pub use send::{send_acknowledged, split_text, MAX_TEXT_BYTES};
+pub use target::Target;
