@@ -1,0 +1,200 @@
+//! The SQLite store keeps what it was given, answers history queries as
+//! CHATHISTORY needs, and hands each offline message out once.
+
+use natter_store::{Account, HistoryQuery, Selector, SqliteStore, Store, StoredMessage, Write};
+
+fn message(n: i64, target: &str) -> StoredMessage {
+    StoredMessage {
+        msgid: format!("m{n}"),
+        time_ms: 1_000 * n,
+        target: target.into(),
+        command: "PRIVMSG".into(),
+        source: "alice!a@host".into(),
+        account: Some("alice".into()),
+        recipient: target.into(),
+        text: format!("text {n}"),
+        client_tags: String::new(),
+    }
+}
+
+fn store_with(count: i64) -> SqliteStore {
+    let mut store = SqliteStore::in_memory().unwrap();
+    let batch: Vec<Write> = (1..=count)
+        .map(|n| Write::Message {
+            message: message(n, "#room"),
+            offline_for: Vec::new(),
+        })
+        .collect();
+    store.write(&batch).unwrap();
+    store
+        .write(&[Write::Message {
+            message: message(1000, "#other"),
+            offline_for: Vec::new(),
+        }])
+        .unwrap();
+    store
+}
+
+fn ids(messages: &[StoredMessage]) -> Vec<String> {
+    messages.iter().map(|m| m.msgid.clone()).collect()
+}
+
+fn names(list: &[i64]) -> Vec<String> {
+    list.iter().map(|n| format!("m{n}")).collect()
+}
+
+#[test]
+fn latest_gives_the_newest_messages_oldest_first() {
+    let mut s = store_with(10);
+    let q = HistoryQuery::Latest {
+        after: Selector::Unbounded,
+        limit: 3,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[8, 9, 10]));
+    let q = HistoryQuery::Latest {
+        after: Selector::Msgid("m8".into()),
+        limit: 5,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[9, 10]));
+}
+
+#[test]
+fn before_and_after_page_by_msgid_and_by_time() {
+    let mut s = store_with(10);
+    let q = HistoryQuery::Before {
+        at: Selector::Msgid("m5".into()),
+        limit: 2,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[3, 4]));
+    let q = HistoryQuery::After {
+        at: Selector::Time(5_000),
+        limit: 2,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[6, 7]));
+    let q = HistoryQuery::Before {
+        at: Selector::Msgid("no-such-id".into()),
+        limit: 2,
+    };
+    assert!(s.history("#room", &q).unwrap().is_empty());
+}
+
+#[test]
+fn around_and_between() {
+    let mut s = store_with(10);
+    let q = HistoryQuery::Around {
+        at: Selector::Msgid("m5".into()),
+        limit: 3,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[4, 5, 6]));
+    let q = HistoryQuery::Between {
+        from: Selector::Msgid("m2".into()),
+        to: Selector::Time(7_000),
+        limit: 10,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[3, 4, 5, 6]));
+    // Backwards: from the later bound towards the earlier, nearest first.
+    let q = HistoryQuery::Between {
+        from: Selector::Time(7_000),
+        to: Selector::Msgid("m2".into()),
+        limit: 2,
+    };
+    assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[5, 6]));
+}
+
+#[test]
+fn offline_messages_are_taken_exactly_once() {
+    let mut s = SqliteStore::in_memory().unwrap();
+    let key = StoredMessage::direct_key("alice", "bob");
+    s.write(&[
+        Write::Message {
+            message: message(1, &key),
+            offline_for: vec!["bob".into()],
+        },
+        Write::Message {
+            message: message(2, &key),
+            offline_for: vec!["bob".into()],
+        },
+    ])
+    .unwrap();
+    // Writing the same message id again does not queue it twice.
+    s.write(&[Write::Message {
+        message: message(2, &key),
+        offline_for: vec!["bob".into()],
+    }])
+    .unwrap();
+    assert_eq!(ids(&s.take_offline("bob").unwrap()), names(&[1, 2]));
+    assert!(s.take_offline("bob").unwrap().is_empty());
+    let q = HistoryQuery::Latest {
+        after: Selector::Unbounded,
+        limit: 10,
+    };
+    assert_eq!(s.history(&key, &q).unwrap().len(), 2);
+}
+
+#[test]
+fn accounts_are_created_once_and_managed() {
+    let mut s = SqliteStore::in_memory().unwrap();
+    let alice = Account {
+        name: "alice".into(),
+        display_name: "Alice".into(),
+        password_hash: "h1".into(),
+        created_ms: 1,
+    };
+    assert!(s.create_account(&alice).unwrap());
+    assert!(!s.create_account(&alice).unwrap());
+    assert!(s.set_password("alice", "h2").unwrap());
+    assert_eq!(s.account("alice").unwrap().unwrap().password_hash, "h2");
+    assert!(!s.set_password("nobody", "h").unwrap());
+    assert_eq!(s.accounts().unwrap().len(), 1);
+    assert!(s.delete_account("alice").unwrap());
+    assert!(s.account("alice").unwrap().is_none());
+    assert!(!s.delete_account("alice").unwrap());
+}
+
+#[test]
+fn read_markers_only_move_forward() {
+    let mut s = SqliteStore::in_memory().unwrap();
+    let mark = |t| Write::ReadMarker {
+        account: "alice".into(),
+        target: "#room".into(),
+        time_ms: t,
+    };
+    s.write(&[mark(50)]).unwrap();
+    s.write(&[mark(20)]).unwrap();
+    assert_eq!(s.read_marker("alice", "#room").unwrap(), Some(50));
+    assert_eq!(s.read_marker("alice", "#else").unwrap(), None);
+}
+
+#[test]
+fn what_was_written_survives_reopening_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("natter.db");
+    {
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.write(&[Write::Message {
+            message: message(1, "#room"),
+            offline_for: Vec::new(),
+        }])
+        .unwrap();
+        s.backup_to(&dir.path().join("backup.db")).unwrap();
+    }
+    let q = HistoryQuery::Latest {
+        after: Selector::Unbounded,
+        limit: 10,
+    };
+    let mut reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(ids(&reopened.history("#room", &q).unwrap()), names(&[1]));
+    let mut restored = SqliteStore::open(&dir.path().join("backup.db")).unwrap();
+    assert_eq!(ids(&restored.history("#room", &q).unwrap()), names(&[1]));
+}
+
+#[test]
+fn prune_drops_old_messages() {
+    let mut s = store_with(10);
+    assert_eq!(s.prune(4_000).unwrap(), 3);
+    let q = HistoryQuery::Latest {
+        after: Selector::Unbounded,
+        limit: 100,
+    };
+    assert_eq!(s.history("#room", &q).unwrap().len(), 7);
+}
