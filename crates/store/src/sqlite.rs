@@ -341,7 +341,7 @@ impl Store for SqliteStore {
                 });
             }
         }
-        found.sort_by(|a, b| b.latest_ms.cmp(&a.latest_ms));
+        found.sort_by_key(|a| std::cmp::Reverse(a.latest_ms));
         found.truncate(limit);
         Ok(found)
     }
