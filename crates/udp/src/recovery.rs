@@ -1,0 +1,245 @@
+//! The sender's record of packets in flight: acknowledgement, RTT samples and loss.
+//!
+//! Every ack-eliciting packet is remembered with its send time and what it carried.
+//! An ACK's ranges retire packets (their stream bytes become acknowledged) and, because
+//! packet numbers are never reused, the newly acknowledged largest packet yields an
+//! unambiguous RTT sample. A packet is declared lost, QUIC-style (RFC 9002 §6.1), when a
+//! packet sent three later has been acknowledged, or when it is older than 9/8 of the RTT
+//! and a later one has been acknowledged; or, on the retransmission timer, everything in
+//! flight is (TCP's behaviour after an RTO). Lost packets are not resent as such: what
+//! they carried is queued again and goes out in new packets.
+
+use std::collections::BTreeMap;
+use std::ops::{Range, RangeInclusive};
+use std::time::{Duration, Instant};
+
+/// Packets a later acknowledged packet must be ahead by for an earlier one to be lost.
+const PACKET_THRESHOLD: u64 = 3;
+
+/// Lost packets are remembered this many for late acknowledgements, then forgotten.
+const MAX_REMEMBERED_LOST: usize = 1024;
+
+/// What an ack-eliciting packet carried, and when it left.
+#[derive(Debug, Clone)]
+pub(crate) struct SentPacket {
+    pub(crate) time: Instant,
+    pub(crate) stream: Vec<Range<u64>>,
+    pub(crate) ping: bool,
+    pub(crate) close: bool,
+    /// False once declared lost (kept a while so a late ACK still frees its bytes).
+    pub(crate) in_flight: bool,
+}
+
+/// The result of processing an ACK frame's ranges.
+#[derive(Debug, Default)]
+pub(crate) struct Acked {
+    /// Packets acknowledged for the first time.
+    pub(crate) packets: Vec<SentPacket>,
+    /// Time from sending the largest acknowledged packet to now, when that packet is
+    /// among the newly acknowledged.
+    pub(crate) rtt_sample: Option<Duration>,
+}
+
+/// An ACK acknowledged a packet number never sent: the peer is broken or lying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidAck;
+
+/// Packets sent and not yet acknowledged.
+#[derive(Debug, Default)]
+pub(crate) struct Recovery {
+    sent: BTreeMap<u64, SentPacket>,
+    in_flight: u32,
+    lost_remembered: usize,
+    largest_acked: Option<u64>,
+}
+
+impl Recovery {
+    pub(crate) fn new() -> Recovery {
+        Recovery::default()
+    }
+
+    /// Ack-eliciting packets in flight (what the send window counts).
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// Records an ack-eliciting packet sent.
+    pub(crate) fn on_sent(&mut self, pn: u64, packet: SentPacket) {
+        if packet.in_flight {
+            self.in_flight += 1;
+        }
+        self.sent.insert(pn, packet);
+    }
+
+    /// Processes acknowledged `ranges` (highest first); `next_pn` is the first packet
+    /// number not yet sent, so anything at or above it is an invalid acknowledgement.
+    pub(crate) fn on_ack(
+        &mut self,
+        ranges: &[RangeInclusive<u64>],
+        next_pn: u64,
+        now: Instant,
+    ) -> Result<Acked, InvalidAck> {
+        let Some(largest) = ranges.first().map(|r| *r.end()) else {
+            return Ok(Acked::default());
+        };
+        if largest >= next_pn {
+            return Err(InvalidAck);
+        }
+        let mut acked = Acked::default();
+        for r in ranges {
+            let pns: Vec<u64> = self.sent.range(r.clone()).map(|(&pn, _)| pn).collect();
+            for pn in pns {
+                if let Some(p) = self.sent.remove(&pn) {
+                    if p.in_flight {
+                        self.in_flight = self.in_flight.saturating_sub(1);
+                    } else {
+                        self.lost_remembered = self.lost_remembered.saturating_sub(1);
+                    }
+                    if pn == largest {
+                        acked.rtt_sample = Some(now.saturating_duration_since(p.time));
+                    }
+                    acked.packets.push(p);
+                }
+            }
+        }
+        if self.largest_acked.is_none_or(|l| l < largest) {
+            self.largest_acked = Some(largest);
+        }
+        Ok(acked)
+    }
+
+    /// Declares lost the in-flight packets that the acknowledgements so far prove lost.
+    /// Returns them and the time at which the next one would be lost by the time rule.
+    pub(crate) fn detect_lost(
+        &mut self,
+        now: Instant,
+        loss_delay: Duration,
+    ) -> (Vec<SentPacket>, Option<Instant>) {
+        let Some(largest) = self.largest_acked else {
+            return (Vec::new(), None);
+        };
+        let mut lost = Vec::new();
+        let mut next_loss_time: Option<Instant> = None;
+        for (&pn, p) in self.sent.range_mut(..largest) {
+            if !p.in_flight {
+                continue;
+            }
+            let deadline = p.time + loss_delay;
+            if largest - pn >= PACKET_THRESHOLD || deadline <= now {
+                p.in_flight = false;
+                lost.push(p.clone());
+            } else {
+                next_loss_time = Some(next_loss_time.map_or(deadline, |t| t.min(deadline)));
+            }
+        }
+        self.account_lost(lost.len());
+        (lost, next_loss_time)
+    }
+
+    /// Declares everything in flight lost: the retransmission timer fired, or the path
+    /// changed and what went to the old address will not arrive.
+    pub(crate) fn declare_all_lost(&mut self) -> Vec<SentPacket> {
+        let mut lost = Vec::new();
+        for p in self.sent.values_mut() {
+            if p.in_flight {
+                p.in_flight = false;
+                lost.push(p.clone());
+            }
+        }
+        self.account_lost(lost.len());
+        lost
+    }
+
+    fn account_lost(&mut self, n: usize) {
+        self.in_flight = self
+            .in_flight
+            .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        self.lost_remembered += n;
+        while self.lost_remembered > MAX_REMEMBERED_LOST {
+            let oldest_lost = self
+                .sent
+                .iter()
+                .find(|(_, p)| !p.in_flight)
+                .map(|(&pn, _)| pn);
+            match oldest_lost {
+                Some(pn) => {
+                    self.sent.remove(&pn);
+                    self.lost_remembered -= 1;
+                }
+                None => {
+                    self.lost_remembered = 0;
+                }
+            }
+        }
+    }
+
+    /// Forgets everything: the session is over.
+    pub(crate) fn clear(&mut self) {
+        self.sent.clear();
+        self.in_flight = 0;
+        self.lost_remembered = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(t: Instant, bytes: Range<u64>) -> SentPacket {
+        SentPacket {
+            time: t,
+            stream: vec![bytes],
+            ping: false,
+            close: false,
+            in_flight: true,
+        }
+    }
+
+    #[test]
+    fn acks_retire_packets_and_sample_the_largest() {
+        let t = Instant::now();
+        let mut r = Recovery::new();
+        for pn in 0..5 {
+            r.on_sent(pn, pkt(t, pn * 10..pn * 10 + 10));
+        }
+        let later = t + Duration::from_millis(40);
+        let a = r.on_ack(&[3..=4, 0..=1], 5, later).unwrap();
+        assert_eq!(a.packets.len(), 4);
+        assert_eq!(a.rtt_sample, Some(Duration::from_millis(40)));
+        assert_eq!(r.in_flight(), 1);
+        assert_eq!(r.on_ack(&[5..=5], 5, later).unwrap_err(), InvalidAck);
+        let again = r.on_ack(&[3..=4], 5, later).unwrap();
+        assert!(again.packets.is_empty() && again.rtt_sample.is_none());
+    }
+
+    #[test]
+    fn a_packet_three_behind_an_acked_one_is_lost_and_a_close_one_waits_for_time() {
+        let t = Instant::now();
+        let mut r = Recovery::new();
+        for pn in 0..6 {
+            r.on_sent(pn, pkt(t, 0..1));
+        }
+        r.on_ack(&[5..=5], 6, t).unwrap();
+        let (lost, next) = r.detect_lost(t, Duration::from_millis(100));
+        assert_eq!(lost.len(), 3, "0, 1, 2 are three or more behind 5");
+        assert_eq!(next, Some(t + Duration::from_millis(100)));
+        let (lost, _) = r.detect_lost(t + Duration::from_millis(100), Duration::from_millis(100));
+        assert_eq!(lost.len(), 2, "3 and 4 by the time rule");
+        assert_eq!(r.in_flight(), 0);
+        // A late ack of a packet declared lost still retires it.
+        let a = r.on_ack(&[0..=0], 6, t).unwrap();
+        assert_eq!(a.packets.len(), 1);
+        assert_eq!(r.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_memory_of_lost_packets_is_bounded() {
+        let t = Instant::now();
+        let mut r = Recovery::new();
+        for pn in 0..(MAX_REMEMBERED_LOST as u64 * 3) {
+            r.on_sent(pn, pkt(t, 0..1));
+            r.declare_all_lost();
+        }
+        assert!(r.sent.len() <= MAX_REMEMBERED_LOST);
+    }
+}

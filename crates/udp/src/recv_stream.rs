@@ -1,0 +1,170 @@
+//! The incoming line stream: reassembly by offset, in-order exactly-once line delivery,
+//! and the flow-control window.
+//!
+//! Packets arrive lost, late, twice and out of order; stream offsets make all of that
+//! harmless: a byte is stored once at its offset, bytes already held are ignored, and
+//! lines are cut from the contiguous prefix only. The window (how far past the consumed
+//! point the peer may send) bounds memory when the application reads slowly.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::ranges::RangeSet;
+use crate::send_stream::LINE_PREFIX_LEN;
+
+/// The peer sent beyond the flow-control window it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlowControlViolation;
+
+/// Receive-side stream state.
+#[derive(Debug)]
+pub(crate) struct RecvStream {
+    /// Offset consumed by the application: `buf[0]` is the byte at this offset.
+    base: u64,
+    /// Bytes from `base` to the highest received offset (holes are zero until filled).
+    buf: VecDeque<u8>,
+    /// Which offsets at or above `base` have been received.
+    filled: RangeSet,
+    /// How far past `base` the peer may send.
+    window: u64,
+}
+
+impl RecvStream {
+    pub(crate) fn new(window: u64) -> RecvStream {
+        RecvStream {
+            base: 0,
+            buf: VecDeque::new(),
+            filled: RangeSet::new(),
+            window,
+        }
+    }
+
+    /// The flow-control limit to advertise: the peer may send below this offset.
+    pub(crate) fn max_offset(&self) -> u64 {
+        self.base + self.window
+    }
+
+    /// Everything below this offset has been received (the cumulative ack).
+    pub(crate) fn contiguous_end(&self) -> u64 {
+        match self.filled.first() {
+            Some(r) if r.start <= self.base => r.end,
+            _ => self.base,
+        }
+    }
+
+    /// The window size.
+    pub(crate) fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Stores a received chunk. Returns how many new bytes it added (0 for a duplicate),
+    /// or an error if it reaches beyond the window (the chunk is then ignored whole).
+    pub(crate) fn on_data(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<usize, FlowControlViolation> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FlowControlViolation)?;
+        if end > self.max_offset() {
+            return Err(FlowControlViolation);
+        }
+        let start = offset.max(self.base);
+        if start >= end {
+            return Ok(0);
+        }
+        let mut added = 0;
+        for gap in self.filled.gaps_within(start..end) {
+            let need = usize::try_from(gap.end - self.base).unwrap_or(usize::MAX);
+            if self.buf.len() < need {
+                self.buf.resize(need, 0);
+            }
+            let src_from = usize::try_from(gap.start - offset).unwrap_or(usize::MAX);
+            let src_to = usize::try_from(gap.end - offset).unwrap_or(usize::MAX);
+            let dst_from = usize::try_from(gap.start - self.base).unwrap_or(usize::MAX);
+            if let Some(src) = data.get(src_from..src_to) {
+                for (i, b) in src.iter().enumerate() {
+                    if let Some(slot) = self.buf.get_mut(dst_from + i) {
+                        *slot = *b;
+                    }
+                }
+                added += src.len();
+            }
+        }
+        self.filled.insert(start..end);
+        Ok(added)
+    }
+
+    /// The next complete line, in order, exactly once.
+    pub(crate) fn poll_line(&mut self) -> Option<Bytes> {
+        let avail = usize::try_from(self.contiguous_end() - self.base).unwrap_or(usize::MAX);
+        let avail = avail.min(self.buf.len());
+        if avail < LINE_PREFIX_LEN {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*self.buf.front()?, *self.buf.get(1)?]));
+        if avail < LINE_PREFIX_LEN + len {
+            return None;
+        }
+        self.buf.drain(..LINE_PREFIX_LEN);
+        let line: Vec<u8> = self.buf.drain(..len).collect();
+        self.base += (LINE_PREFIX_LEN + len) as u64;
+        self.filled.remove(0..self.base);
+        Some(Bytes::from(line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(lines: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for l in lines {
+            v.extend_from_slice(&(l.len() as u16).to_be_bytes());
+            v.extend_from_slice(l);
+        }
+        v
+    }
+
+    #[test]
+    fn out_of_order_and_duplicate_chunks_deliver_each_line_once_in_order() {
+        let bytes = framed(&[b"one", b"two", b"three"]);
+        let mut r = RecvStream::new(1000);
+        assert_eq!(r.on_data(10, &bytes[10..]).unwrap(), bytes.len() - 10);
+        assert!(r.poll_line().is_none());
+        assert_eq!(r.on_data(3, &bytes[3..12]).unwrap(), 7);
+        assert_eq!(r.on_data(0, &bytes[0..4]).unwrap(), 3);
+        assert_eq!(r.contiguous_end(), bytes.len() as u64);
+        assert_eq!(r.poll_line().unwrap(), &b"one"[..]);
+        assert_eq!(
+            r.on_data(0, &bytes).unwrap(),
+            0,
+            "duplicate after consumption"
+        );
+        assert_eq!(r.poll_line().unwrap(), &b"two"[..]);
+        assert_eq!(r.poll_line().unwrap(), &b"three"[..]);
+        assert!(r.poll_line().is_none());
+    }
+
+    #[test]
+    fn data_already_held_is_never_overwritten() {
+        let mut r = RecvStream::new(1000);
+        r.on_data(0, &framed(&[b"abc"])).unwrap();
+        r.on_data(2, b"XYZ").unwrap();
+        assert_eq!(r.poll_line().unwrap(), &b"abc"[..]);
+    }
+
+    #[test]
+    fn the_window_bounds_what_is_accepted_and_moves_as_lines_are_read() {
+        let mut r = RecvStream::new(10);
+        assert_eq!(r.on_data(5, &[0; 6]), Err(FlowControlViolation));
+        r.on_data(0, &framed(&[b"12345678"])).unwrap();
+        assert_eq!(r.max_offset(), 10);
+        r.poll_line().unwrap();
+        assert_eq!(r.max_offset(), 20);
+        assert_eq!(r.on_data(u64::MAX, &[1]), Err(FlowControlViolation));
+    }
+}

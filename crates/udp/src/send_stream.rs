@@ -1,0 +1,250 @@
+//! The outgoing line stream: framing, buffering until acknowledged, retransmission.
+//!
+//! Lines travel as one ordered byte stream per direction, each line framed by a 2-byte
+//! big-endian length. A stream (rather than a packet per line) lets many short chat lines
+//! share one datagram and lets a long line (up to 65535 bytes, well above IRC's 8191 + 512)
+//! span several, with one mechanism: byte offsets, as in TCP and QUIC. Bytes stay buffered
+//! until acknowledged; lost ranges are queued and resent first, in new packets.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use crate::ranges::RangeSet;
+
+/// Why a line was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The send buffer is full: the peer is slow or the path is lossy. Back-pressure: try
+    /// again after the session has made progress (a later `poll_transmit` or an ack), or
+    /// treat it as IRC's "SendQ exceeded".
+    Full,
+    /// The line is longer than the 65535 bytes its length prefix can say.
+    TooLong,
+    /// The session is not open for sending (closing or closed).
+    NotOpen,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Full => write!(f, "send buffer full: wait for the peer to catch up"),
+            SendError::TooLong => write!(f, "line longer than 65535 bytes"),
+            SendError::NotOpen => write!(f, "session is closing or closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// The bytes of a line's length prefix.
+pub(crate) const LINE_PREFIX_LEN: usize = 2;
+
+/// Send-side stream state.
+#[derive(Debug)]
+pub(crate) struct SendStream {
+    /// Lowest unacknowledged offset: `buf[0]` is the byte at this offset.
+    base: u64,
+    /// Bytes from `base` to the end of everything queued.
+    buf: VecDeque<u8>,
+    /// First offset never sent.
+    next_new: u64,
+    /// Acknowledged ranges at or above `base` (below it is implicitly acknowledged).
+    acked: RangeSet,
+    /// Sent, declared lost, not yet acknowledged: resent before any new data.
+    lost: RangeSet,
+    /// Most bytes buffered (sent-unacknowledged plus unsent).
+    capacity: usize,
+}
+
+impl SendStream {
+    pub(crate) fn new(capacity: usize) -> SendStream {
+        SendStream {
+            base: 0,
+            buf: VecDeque::new(),
+            next_new: 0,
+            acked: RangeSet::new(),
+            lost: RangeSet::new(),
+            capacity,
+        }
+    }
+
+    /// Offset just past everything queued.
+    pub(crate) fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// First offset never sent: bytes below it that go out again are retransmissions.
+    pub(crate) fn next_new(&self) -> u64 {
+        self.next_new
+    }
+
+    /// Bytes held (unacknowledged or unsent).
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Free space for new lines, prefix included.
+    pub(crate) fn available(&self) -> usize {
+        self.capacity.saturating_sub(self.buf.len())
+    }
+
+    /// Frames and queues one line.
+    pub(crate) fn push_line(&mut self, line: &[u8]) -> Result<(), SendError> {
+        let len = u16::try_from(line.len()).map_err(|_| SendError::TooLong)?;
+        if self.buf.len() + LINE_PREFIX_LEN + line.len() > self.capacity {
+            return Err(SendError::Full);
+        }
+        self.buf.extend(len.to_be_bytes());
+        self.buf.extend(line.iter().copied());
+        Ok(())
+    }
+
+    /// True if there is something to send that flow control (`limit`) allows.
+    pub(crate) fn has_sendable(&self, limit: u64) -> bool {
+        !self.lost.is_empty() || self.next_new < self.end().min(limit)
+    }
+
+    /// True if new data waits only because of the peer's flow-control limit.
+    pub(crate) fn blocked_by_flow_control(&self, limit: u64) -> bool {
+        self.lost.is_empty() && self.next_new < self.end() && self.next_new >= limit
+    }
+
+    /// True when every byte ever queued has been acknowledged.
+    pub(crate) fn all_acked(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The next chunk to send, at most `max_len` bytes: lost bytes first, then new bytes
+    /// below `limit`. Marks the chunk as sent.
+    pub(crate) fn next_chunk(&mut self, max_len: usize, limit: u64) -> Option<(u64, Vec<u8>)> {
+        if max_len == 0 {
+            return None;
+        }
+        while let Some(r) = self.lost.first() {
+            let start = r.start.max(self.base);
+            if start >= r.end {
+                self.lost.remove(r);
+                continue;
+            }
+            let end = r.end.min(start + max_len as u64);
+            self.lost.remove(start..end);
+            return Some((start, self.bytes(start..end)));
+        }
+        let stop = self.end().min(limit);
+        if self.next_new < stop {
+            let start = self.next_new;
+            let end = stop.min(start + max_len as u64);
+            self.next_new = end;
+            return Some((start, self.bytes(start..end)));
+        }
+        None
+    }
+
+    fn bytes(&self, r: Range<u64>) -> Vec<u8> {
+        let from = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let to = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let to = to.min(self.buf.len());
+        let from = from.min(to);
+        self.buf.range(from..to).copied().collect()
+    }
+
+    /// Marks `r` acknowledged (clipped to what was actually sent) and frees the buffer
+    /// below the lowest unacknowledged byte.
+    pub(crate) fn on_acked(&mut self, r: Range<u64>) {
+        let r = r.start.max(self.base)..r.end.min(self.next_new);
+        if r.start >= r.end {
+            return;
+        }
+        self.acked.insert(r.clone());
+        self.lost.remove(r);
+        if let Some(first) = self.acked.first() {
+            if first.start <= self.base {
+                let n = usize::try_from(first.end - self.base).unwrap_or(usize::MAX);
+                let n = n.min(self.buf.len());
+                self.buf.drain(..n);
+                self.base += n as u64;
+                self.acked.remove(0..self.base);
+            }
+        }
+    }
+
+    /// Everything below `offset` was received by the peer (its cumulative ack).
+    pub(crate) fn ack_below(&mut self, offset: u64) {
+        self.on_acked(self.base..offset);
+    }
+
+    /// `r` was sent in a packet now declared lost: queue what of it is unacknowledged.
+    pub(crate) fn on_lost(&mut self, r: Range<u64>) {
+        let r = r.start.max(self.base)..r.end.min(self.next_new);
+        for gap in self.acked.gaps_within(r) {
+            self.lost.insert(gap);
+        }
+    }
+
+    /// Drops everything: the session closed and nothing more will be sent.
+    pub(crate) fn clear(&mut self) {
+        self.base = self.end();
+        self.next_new = self.base;
+        self.buf.clear();
+        self.acked = RangeSet::new();
+        self.lost = RangeSet::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_length_prefixed_and_sent_in_chunks() {
+        let mut s = SendStream::new(1000);
+        s.push_line(b"hello").unwrap();
+        s.push_line(b"").unwrap();
+        assert_eq!(s.end(), 9);
+        let (o, d) = s.next_chunk(4, u64::MAX).unwrap();
+        assert_eq!((o, d.as_slice()), (0, &b"\x00\x05he"[..]));
+        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((o, d.as_slice()), (4, &b"llo\x00\x00"[..]));
+        assert!(s.next_chunk(100, u64::MAX).is_none());
+    }
+
+    #[test]
+    fn lost_bytes_are_resent_before_new_ones_and_acks_free_the_buffer() {
+        let mut s = SendStream::new(1000);
+        s.push_line(&[b'a'; 20]).unwrap(); // 22 bytes
+        s.next_chunk(10, u64::MAX).unwrap(); // 0..10
+        s.next_chunk(10, u64::MAX).unwrap(); // 10..20
+        s.on_acked(10..20);
+        s.on_lost(0..10);
+        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((o, d.len()), (0, 10));
+        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((o, d.len()), (20, 2));
+        s.on_acked(0..10);
+        assert_eq!(s.buffered(), 2);
+        s.ack_below(22);
+        assert!(s.all_acked());
+    }
+
+    #[test]
+    fn flow_control_limits_new_data_but_not_retransmissions() {
+        let mut s = SendStream::new(1000);
+        s.push_line(&[0; 100]).unwrap();
+        let (_, d) = s.next_chunk(1000, 50).unwrap();
+        assert_eq!(d.len(), 50);
+        assert!(s.next_chunk(1000, 50).is_none());
+        assert!(s.blocked_by_flow_control(50));
+        s.on_lost(0..50);
+        assert!(s.next_chunk(1000, 50).is_some());
+    }
+
+    #[test]
+    fn back_pressure_and_length_limits() {
+        let mut s = SendStream::new(10);
+        assert_eq!(s.push_line(&[0; 9]), Err(SendError::Full));
+        s.push_line(&[0; 8]).unwrap();
+        assert_eq!(s.push_line(&[]), Err(SendError::Full));
+        let mut big = SendStream::new(1 << 20);
+        assert_eq!(big.push_line(&vec![0; 70_000]), Err(SendError::TooLong));
+    }
+}
