@@ -1,6 +1,8 @@
 //! One connected client, registered or not.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+
+use natter_proto::Message;
 use std::time::{Instant, SystemTime};
 
 use crate::caps::{Cap, CapSet};
@@ -68,6 +70,9 @@ pub struct Client {
     pub last_spoke: Instant,
     /// When the hub sent a PING that is not yet answered.
     pub ping_sent: Option<Instant>,
+    /// Lines that arrived while a check the client asked for (a password) was under
+    /// way: handled in order once it finishes, so replies keep the order of requests.
+    pub held: Option<VecDeque<Message>>,
 }
 
 impl Client {
@@ -91,6 +96,7 @@ impl Client {
             last_heard: now.mono,
             last_spoke: now.mono,
             ping_sent: None,
+            held: None,
         }
     }
 

@@ -31,8 +31,16 @@ struct LabelContext {
 
 /// A password check the hub is waiting on.
 pub(crate) enum PendingCheck {
-    Oper { client: ClientId, name: String },
+    Oper {
+        client: ClientId,
+        name: String,
+        label: Option<String>,
+    },
 }
+
+/// Lines a held client may send before it is dropped: far more than any client
+/// pipelines behind one OPER, and a bound on what a flood can cost.
+const MAX_HELD_LINES: usize = 512;
 
 /// The chat state machine. See the crate documentation.
 pub struct Hub {
@@ -53,6 +61,8 @@ pub struct Hub {
     batch_counter: u64,
     pub(crate) pending_checks: HashMap<u64, PendingCheck>,
     pub(crate) next_ticket: u64,
+    /// The most registered clients at once since start, for LUSERS.
+    pub(crate) peak_users: usize,
 }
 
 impl Hub {
@@ -78,6 +88,7 @@ impl Hub {
             batch_counter: 0,
             pending_checks: HashMap::new(),
             next_ticket: 1,
+            peak_users: 0,
         }
     }
 
@@ -91,8 +102,13 @@ impl Hub {
     }
 
     /// A connection opened.
-    pub fn connect(&mut self, id: ClientId, info: ClientInfo, now: Now, _out: &mut Outbox) {
+    pub fn connect(&mut self, id: ClientId, mut info: ClientInfo, now: Now, _out: &mut Outbox) {
         self.now = now;
+        // `::1` in the middle of a WHO or WHOIS reply would read as its trailing
+        // parameter; servers show such hosts as `0::1`.
+        if info.host.starts_with(':') {
+            info.host.insert(0, '0');
+        }
         self.clients.insert(id, Client::new(id, info, now));
     }
 
@@ -111,6 +127,14 @@ impl Hub {
         };
         client.last_heard = now.mono;
         client.ping_sent = None;
+        if let Some(held) = &mut client.held {
+            if held.len() >= MAX_HELD_LINES {
+                self.close_with_error(out, id, "Excess flood", "Excess flood");
+            } else {
+                held.push_back(msg);
+            }
+            return;
+        }
         let labeled = client.has(Cap::LabeledResponse);
         let label = msg
             .tag("label")
@@ -223,9 +247,57 @@ impl Hub {
     /// [`Effect::VerifyPassword`].
     pub fn password_checked(&mut self, ticket: u64, ok: bool, now: Now, out: &mut Outbox) {
         self.now = now;
-        match self.pending_checks.remove(&ticket) {
-            Some(PendingCheck::Oper { client, name }) => self.finish_oper(out, client, name, ok),
-            None => {}
+        let Some(PendingCheck::Oper {
+            client,
+            name,
+            label,
+        }) = self.pending_checks.remove(&ticket)
+        else {
+            return;
+        };
+        self.label = label.map(|label| LabelContext {
+            client,
+            label,
+            lines: Vec::new(),
+        });
+        self.finish_oper(out, client, name, ok);
+        if let Some(ctx) = self.label.take() {
+            self.finish_labeled(ctx, out);
+        }
+        self.release(out, client);
+    }
+
+    /// Stops handling a client's lines until [`Hub::release`]; returns the label of
+    /// the command being handled, so that its late reply can still carry it.
+    pub(crate) fn hold(&mut self, id: ClientId) -> Option<String> {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.held = Some(VecDeque::new());
+        }
+        match self.label.take() {
+            Some(ctx) if ctx.client == id && ctx.lines.is_empty() => Some(ctx.label),
+            other => {
+                self.label = other;
+                None
+            }
+        }
+    }
+
+    /// Handles, in order, the lines a client sent while held.
+    fn release(&mut self, out: &mut Outbox, id: ClientId) {
+        let Some(mut queue) = self.clients.get_mut(&id).and_then(|c| c.held.take()) else {
+            return;
+        };
+        while let Some(msg) = queue.pop_front() {
+            self.line(id, msg, self.now, out);
+            match self.clients.get_mut(&id) {
+                // Held again by a line just handled: the rest waits behind it.
+                Some(c) if c.held.is_some() => {
+                    c.held = Some(queue);
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
         }
     }
 
@@ -303,8 +375,12 @@ impl Hub {
         let mut w = LineWriter::new();
         w.start(Some(&self.config.server_name), code)
             .param(&client.nick);
-        for p in params {
-            w.param(p);
+        let last = params.len().saturating_sub(1);
+        for (i, p) in params.iter().enumerate() {
+            // A middle parameter echoed from the client (`NICK :a b`, `TOPIC :`) must
+            // not split, vanish or swallow the parameters after it.
+            let broken = p.is_empty() || p.contains(' ') || p.starts_with(':');
+            w.param(if i < last && broken { "*" } else { p });
         }
         self.send(out, to, Bytes::from(w.finish()));
     }

@@ -18,18 +18,24 @@ impl Hub {
         let is_tagmsg = command == "TAGMSG";
         let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
             let text = format!("No recipient given ({command})");
-            self.numeric(out, id, ERR_NORECIPIENT, &[&text]);
+            self.refuse(out, id, command, ERR_NORECIPIENT, &[&text]);
             return;
         };
         let text = msg.param(1).unwrap_or("");
         if !is_tagmsg && text.is_empty() {
-            self.numeric(out, id, ERR_NOTEXTTOSEND, &["No text to send"]);
+            self.refuse(out, id, command, ERR_NOTEXTTOSEND, &["No text to send"]);
             return;
         }
         let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
         if targets.len() > self.config.limits.max_targets {
             let first = targets.first().copied().unwrap_or("*");
-            self.numeric(out, id, ERR_TOOMANYTARGETS, &[first, "Too many recipients"]);
+            self.refuse(
+                out,
+                id,
+                command,
+                ERR_TOOMANYTARGETS,
+                &[first, "Too many recipients"],
+            );
             return;
         }
         if let Some(c) = self.clients.get_mut(&id) {
@@ -73,7 +79,13 @@ impl Hub {
         if room.starts_with('#') {
             let folded = self.fold(room);
             let Some(channel) = self.channels.get(&folded) else {
-                self.numeric(out, id, ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
+                self.refuse(
+                    out,
+                    id,
+                    command,
+                    ERR_NOSUCHNICK,
+                    &[target, "No such nick/channel"],
+                );
                 return;
             };
             let member = channel.member(id);
@@ -84,9 +96,10 @@ impl Hub {
                 || banned;
             if refused {
                 let name = channel.name.clone();
-                self.numeric(
+                self.refuse(
                     out,
                     id,
+                    command,
                     ERR_CANNOTSENDTOCHAN,
                     &[&name, "Cannot send to channel"],
                 );
@@ -114,11 +127,23 @@ impl Hub {
             return;
         }
         let Some(to) = self.find_nick(target) else {
-            self.numeric(out, id, ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
+            self.refuse(
+                out,
+                id,
+                command,
+                ERR_NOSUCHNICK,
+                &[target, "No such nick/channel"],
+            );
             return;
         };
         if to != id || !echo {
             self.deliver(out, to, &mut line, is_tagmsg);
+        } else if let Some(caps) = self.clients.get(&to).map(|c| c.caps) {
+            // To oneself with echo-message the message arrives twice, delivered and
+            // echoed; only the echo answers a labeled command (labeled-response).
+            if !is_tagmsg || caps.has(Cap::MessageTags) {
+                out.deliveries.push((to, line.for_caps(caps)));
+            }
         }
         if echo {
             self.deliver(out, id, &mut line, is_tagmsg);
@@ -131,6 +156,21 @@ impl Hub {
             {
                 self.numeric(out, id, RPL_AWAY, &[&nick, &away]);
             }
+        }
+    }
+
+    /// Sends an error numeric for a PRIVMSG or TAGMSG. A NOTICE never causes an
+    /// automatic reply (RFC 2812, 3.3.2), errors included.
+    fn refuse(
+        &mut self,
+        out: &mut Outbox,
+        id: ClientId,
+        command: &str,
+        code: &str,
+        params: &[&str],
+    ) {
+        if command != "NOTICE" {
+            self.numeric(out, id, code, params);
         }
     }
 

@@ -289,6 +289,11 @@ impl Hub {
             }
             'b' => {
                 let mask = normalize_mask(&param?);
+                // Nor a space nor a leading colon can be in a mask on the wire
+                // (`MODE #r +b :a b`): either would break the MODE line that shows it.
+                if mask.contains(' ') || mask.starts_with(':') {
+                    return None;
+                }
                 let exists = channel.bans.iter().position(|b| b.mask == mask);
                 match (adding, exists) {
                     (true, None) => {

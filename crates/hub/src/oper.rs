@@ -30,11 +30,13 @@ impl Hub {
             password: password.to_owned(),
             hash: account.password_hash.clone(),
         });
+        let label = self.hold(id);
         self.pending_checks.insert(
             ticket,
             PendingCheck::Oper {
                 client: id,
                 name: name.to_owned(),
+                label,
             },
         );
     }

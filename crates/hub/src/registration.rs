@@ -22,7 +22,6 @@ pub(crate) fn isupport_tokens(config: &HubConfig) -> Vec<String> {
         "CHANMODES=b,k,l,imnst".into(),
         format!("CHANNELLEN={}", l.channel_len),
         "CHANTYPES=#".into(),
-        "ELIST=".into(),
         format!("KICKLEN={}", l.kick_len),
         "LINELEN=512".into(),
         format!("MAXLIST=b:{}", l.max_bans),
@@ -143,7 +142,7 @@ impl Hub {
     }
 
     pub(crate) fn cmd_user(&mut self, out: &mut Outbox, id: ClientId, msg: &Message) {
-        if msg.params.len() < 4 || msg.params[0].is_empty() {
+        if msg.params.len() < 4 || msg.params[0].is_empty() || msg.params[3].is_empty() {
             self.numeric(
                 out,
                 id,
@@ -289,6 +288,7 @@ impl Hub {
             return;
         }
         self.nicks.insert(folded, id);
+        self.peak_users = self.peak_users.max(self.nicks.len());
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
@@ -375,10 +375,11 @@ impl Hub {
             RPL_LUSERME,
             &[&format!("I have {users} clients and 0 servers")],
         );
-        let (u, max) = (users.to_string(), users.to_string());
-        let text = format!("Current local users {users}, max {users}");
+        let peak = self.peak_users.max(users);
+        let (u, max) = (users.to_string(), peak.to_string());
+        let text = format!("Current local users {users}, max {peak}");
         self.numeric(out, id, RPL_LOCALUSERS, &[&u, &max, &text]);
-        let text = format!("Current global users {users}, max {users}");
+        let text = format!("Current global users {users}, max {peak}");
         self.numeric(out, id, RPL_GLOBALUSERS, &[&u, &max, &text]);
     }
 

@@ -119,7 +119,7 @@ impl Hub {
             .param(realname)
             .msgid(msgid);
         let members: Vec<ClientId> = self.channels[&folded].members.keys().copied().collect();
-        for to in members {
+        for &to in &members {
             let Some(c) = self.clients.get(&to) else {
                 continue;
             };
@@ -129,6 +129,20 @@ impl Hub {
                 plain.for_caps(c.caps)
             };
             self.send(out, to, bytes);
+        }
+        // away-notify: members are told when someone who is away joins.
+        if let Some((source, away)) = self
+            .clients
+            .get(&id)
+            .and_then(|c| Some((c.source(), c.away.clone()?)))
+        {
+            let mut line = Outgoing::new(self.now.server_time(), Some(source), "AWAY").param(away);
+            let to: Vec<ClientId> = members
+                .into_iter()
+                .filter(|m| *m != id)
+                .filter(|m| self.clients.get(m).is_some_and(|c| c.has(Cap::AwayNotify)))
+                .collect();
+            self.fan_out(out, &to, &mut line);
         }
         if let Some(topic) = self.channels[&folded].topic.clone() {
             self.send_topic(out, id, &display, &topic);
@@ -264,6 +278,15 @@ impl Hub {
             return;
         }
         let text = truncate(text, self.config.limits.topic_len);
+        let current = channel
+            .topic
+            .as_ref()
+            .map(|t| t.text.as_str())
+            .unwrap_or("");
+        if text == current {
+            // Nothing changes, so nobody is told.
+            return;
+        }
         let Some(source) = self.clients.get(&id).map(|c| c.source()) else {
             return;
         };
@@ -293,6 +316,7 @@ impl Hub {
             self.numeric(out, id, RPL_ENDOFNAMES, &["*", "End of /NAMES list"]);
             return;
         };
+        let several = names.contains(',');
         for name in names.split(',').filter(|n| !n.is_empty()) {
             let folded = self.fold(name);
             let visible = self
@@ -300,15 +324,24 @@ impl Hub {
                 .get(&folded)
                 .is_some_and(|ch| !ch.secret || ch.members.contains_key(&id));
             if visible {
-                self.send_names(out, id, &folded);
-            } else {
+                self.send_names_lines(out, id, &folded, !several);
+            } else if !several {
                 self.numeric(out, id, RPL_ENDOFNAMES, &[name, "End of /NAMES list"]);
             }
+        }
+        // RFC 2812: one end for a list of rooms, naming the list as asked.
+        if several {
+            self.numeric(out, id, RPL_ENDOFNAMES, &[names, "End of /NAMES list"]);
         }
     }
 
     /// 353 lines, cut to fit in 512 bytes, then 366.
     pub(crate) fn send_names(&mut self, out: &mut Outbox, id: ClientId, folded: &str) {
+        self.send_names_lines(out, id, folded, true);
+    }
+
+    /// 353 lines, cut to fit in 512 bytes, and 366 if `end`.
+    fn send_names_lines(&mut self, out: &mut Outbox, id: ClientId, folded: &str, end: bool) {
         let Some(channel) = self.channels.get(folded) else {
             return;
         };
@@ -350,7 +383,9 @@ impl Hub {
         if !chunk.is_empty() {
             self.numeric(out, id, RPL_NAMREPLY, &[symbol, &display, &chunk]);
         }
-        self.numeric(out, id, RPL_ENDOFNAMES, &[&display, "End of /NAMES list"]);
+        if end {
+            self.numeric(out, id, RPL_ENDOFNAMES, &[&display, "End of /NAMES list"]);
+        }
     }
 
     pub(crate) fn cmd_list(&mut self, out: &mut Outbox, id: ClientId, msg: &Message) {
@@ -381,7 +416,7 @@ impl Hub {
     }
 
     pub(crate) fn cmd_kick(&mut self, out: &mut Outbox, id: ClientId, msg: &Message) {
-        let (Some(name), Some(nicks)) = (msg.param(0), msg.param(1)) else {
+        let (Some(names), Some(nicks)) = (msg.param(0), msg.param(1)) else {
             self.numeric(
                 out,
                 id,
@@ -390,6 +425,38 @@ impl Hub {
             );
             return;
         };
+        let rooms: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+        let nicks: Vec<&str> = nicks
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .take(self.config.limits.max_targets)
+            .collect();
+        let reason = msg.param(2);
+        // One room and several nicks, or as many rooms as nicks, paired (RFC 2812).
+        match rooms.len() {
+            1 => self.kick_from(out, id, rooms[0], &nicks, reason),
+            n if n == nicks.len() => {
+                for (room, nick) in rooms.iter().zip(&nicks) {
+                    self.kick_from(out, id, room, &[nick], reason);
+                }
+            }
+            _ => self.numeric(
+                out,
+                id,
+                ERR_NEEDMOREPARAMS,
+                &["KICK", "Not enough parameters"],
+            ),
+        }
+    }
+
+    fn kick_from(
+        &mut self,
+        out: &mut Outbox,
+        id: ClientId,
+        name: &str,
+        nicks: &[&str],
+        reason: Option<&str>,
+    ) {
         let folded = self.fold(name);
         let Some(channel) = self.channels.get(&folded) else {
             self.numeric(out, id, ERR_NOSUCHCHANNEL, &[name, "No such channel"]);
@@ -415,15 +482,11 @@ impl Hub {
             return;
         }
         let kicker = self.nick_of(id);
-        let reason = truncate(msg.param(2).unwrap_or(&kicker), self.config.limits.kick_len);
+        let reason = truncate(reason.unwrap_or(&kicker), self.config.limits.kick_len);
         let Some(source) = self.clients.get(&id).map(|c| c.source()) else {
             return;
         };
-        for nick in nicks
-            .split(',')
-            .filter(|n| !n.is_empty())
-            .take(self.config.limits.max_targets)
-        {
+        for &nick in nicks {
             let Some(target) = self.find_nick(nick) else {
                 self.numeric(out, id, ERR_NOSUCHNICK, &[nick, "No such nick/channel"]);
                 continue;

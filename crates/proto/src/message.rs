@@ -109,7 +109,15 @@ impl Message {
                 Err(ParseError::NoCommand)
             };
         }
-        let is_word = command.bytes().all(|b| b.is_ascii_alphabetic());
+        // Letters first, then letters, digits or `_`: unknown commands such as
+        // `NONEXISTENT_COMMAND` still parse, so that they get 421 with their label.
+        let is_word = command
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && command
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         let is_numeric = command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit());
         if !is_word && !is_numeric {
             return Err(ParseError::NoCommand);
@@ -245,6 +253,8 @@ mod tests {
         assert_eq!(Message::parse(b"   "), Err(ParseError::Empty));
         assert_eq!(Message::parse(b":src"), Err(ParseError::NoCommand));
         assert_eq!(Message::parse(b"PRIV-MSG x"), Err(ParseError::NoCommand));
+        assert_eq!(Message::parse(b"1X x"), Err(ParseError::NoCommand));
+        assert_eq!(parse("NO_SUCH_COMMAND2").command, "NO_SUCH_COMMAND2");
         assert_eq!(
             Message::parse(b"PRIVMSG a :\xff\xfe"),
             Err(ParseError::InvalidUtf8 {
