@@ -34,7 +34,8 @@ pub enum ParseError {
     /// Not UTF-8. Never relayed; the command is given when it could be read so that
     /// the `FAIL <command> INVALID_UTF8` reply can name it.
     InvalidUtf8 { command: Option<String> },
-    /// A NUL or other control byte that no IRC line may hold.
+    /// A NUL, or a CR or LF inside the line: bytes no IRC line may hold. (Other
+    /// control bytes pass: CTCP needs `\x01`, formatting needs `\x02` and friends.)
     ForbiddenByte { command: Option<String> },
     /// A source but no command, or a command that is neither letters nor 3 digits.
     NoCommand,
@@ -161,9 +162,10 @@ impl Message {
         self.params.get(index).map(String::as_str)
     }
 
-    /// The message as a wire line, CR LF included.
+    /// The message as a wire line, CR LF included, with a trailing colon only where
+    /// needed, so that any line that parsed is written back within the same limits.
     pub fn to_line(&self) -> Vec<u8> {
-        let mut w = LineWriter::new();
+        let mut w = LineWriter::minimal();
         for tag in &self.tags {
             w.tag(&tag.key, &tag.value);
         }
@@ -208,7 +210,10 @@ fn command_of_garbage(line: &[u8]) -> Option<String> {
     if word.first() == Some(&b':') {
         word = words.next()?;
     }
-    if !word.is_empty() && word.len() <= 32 && word.iter().all(|b| b.is_ascii_alphanumeric()) {
+    if !word.is_empty()
+        && word.len() <= 32
+        && word.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
         Some(String::from_utf8_lossy(word).to_ascii_uppercase())
     } else {
         None

@@ -11,6 +11,8 @@ pub struct LineWriter {
     buf: Vec<u8>,
     has_tags: bool,
     pending: Option<(usize, usize)>,
+    /// Write the colon of the last parameter only where the grammar needs it.
+    minimal: bool,
 }
 
 impl LineWriter {
@@ -19,6 +21,17 @@ impl LineWriter {
             buf: Vec::with_capacity(128),
             has_tags: false,
             pending: None,
+            minimal: false,
+        }
+    }
+
+    /// A writer that adds the last parameter's colon only when it is empty, holds a
+    /// space or starts with a colon: the exact inverse of parsing, so a line at the
+    /// length limit stays within it when written back.
+    pub fn minimal() -> LineWriter {
+        LineWriter {
+            minimal: true,
+            ..LineWriter::new()
         }
     }
 
@@ -73,7 +86,10 @@ impl LineWriter {
             last || !(self.buf[start..end].is_empty() || self.buf[start..end].contains(&b' ')),
             "only the last parameter may be empty or hold a space"
         );
-        let prefix: &[u8] = if last { b" :" } else { b" " };
+        let param = &self.buf[start..end];
+        let needs_colon = param.is_empty() || param.contains(&b' ') || param[0] == b':';
+        let colon = last && (!self.minimal || needs_colon);
+        let prefix: &[u8] = if colon { b" :" } else { b" " };
         self.buf.splice(start..start, prefix.iter().copied());
     }
 }

@@ -164,9 +164,7 @@ fn irc_ish_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Lines a client might send: odd spacing, lower-case commands, repeated and
-/// invalid tag keys, unknown escapes, folded parameters. Kept short enough that the
-/// body stays under the length limit after re-serialization (see the ignored
-/// `reserialize_is_idempotent_at_the_length_limit` for why).
+/// invalid tag keys, unknown escapes, folded parameters.
 fn messy_line() -> impl Strategy<Value = String> {
     let spaces = || "[ ]{0,3}";
     let raw_tag_value = vec(
@@ -387,12 +385,15 @@ proptest! {
         tags_len in (MAX_CLIENT_TAG_BYTES - 10)..=MAX_CLIENT_TAG_BYTES,
     ) {
         let mut m = m;
-        // Pad the last parameter (written as a trailing one) to the body length.
+        // Pad the last parameter to the body length.
         if m.params.is_empty() {
             m.params.push(String::new());
         }
         let (_, body) = section_lengths(&m.to_line());
         prop_assume!(body <= body_len);
+        m.params.last_mut().unwrap().push_str(&"x".repeat(body_len - body));
+        // Padding an empty last parameter drops the colon it needed: pad once more.
+        let (_, body) = section_lengths(&m.to_line());
         m.params.last_mut().unwrap().push_str(&"x".repeat(body_len - body));
         // Pad with one more tag to the tag section length.
         let (tags, _) = section_lengths(&m.to_line());
@@ -448,8 +449,6 @@ proptest! {
     /// them.
     #[test]
     fn reserialize_is_idempotent(line in messy_line()) {
-        // The generator keeps the body well under the limit; see the ignored test
-        // below for what happens at the limit.
         prop_assert!(line.len() < MAX_CLIENT_TAG_BYTES + MAX_BODY_BYTES);
         assert_settles(line.as_bytes())?;
     }
@@ -536,17 +535,14 @@ fn check_parsed(data: &[u8]) -> Result<(), TestCaseError> {
 }
 
 // ---------------------------------------------------------------------------
-// Known failures, ignored so that the suite stays green. Run them with
-// `cargo test -p natter-proto --test properties -- --ignored`.
+// At the body limit.
 // ---------------------------------------------------------------------------
 
-/// KNOWN BUG (round trip at the body limit): the parser accepts a 510-byte body whose
-/// last parameter has no colon; `to_line` always writes the last parameter with a
-/// colon, so the serialized body is 511 bytes and `parse` refuses it with
-/// `BodyTooLong`. Minimal input: `"A "` followed by 508 `a`s.
+/// A 510-byte body whose last parameter has no colon is written back without one
+/// (`to_line` adds the colon only where needed), so it still parses. Found by the
+/// fuzzer: `"A "` followed by 508 `a`s once grew to 511 bytes.
 #[test]
-#[ignore = "KNOWN BUG: a 510-byte body grows to 511 on re-serialization and no longer parses"]
-fn known_bug_510_byte_body_does_not_survive_reserialization() {
+fn a_510_byte_body_survives_reserialization() {
     let line = format!("A {}", "a".repeat(508));
     assert_eq!(line.len(), MAX_BODY_BYTES);
     let first = Message::parse(line.as_bytes()).expect("a 510-byte body is accepted");
@@ -555,12 +551,9 @@ fn known_bug_510_byte_body_does_not_survive_reserialization() {
 }
 
 proptest! {
-    /// KNOWN BUG: lines as a client would write them (single spaces, the last
-    /// parameter without a colon when it needs none), padded to a 500 to 510-byte
-    /// body. Fails as `known_bug_510_byte_body_does_not_survive_reserialization`
-    /// describes.
+    /// Lines as a client would write them (single spaces, the last parameter
+    /// without a colon when it needs none), padded to a 500 to 510-byte body.
     #[test]
-    #[ignore = "KNOWN BUG: a 510-byte body grows to 511 on re-serialization and no longer parses"]
     fn reserialize_is_idempotent_at_the_length_limit(
         m in well_formed_message(),
         body_len in (MAX_BODY_BYTES - 10)..=MAX_BODY_BYTES,
