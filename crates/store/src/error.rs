@@ -17,6 +17,7 @@ impl StoreError {
         }
     }
 
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
         let context = context.into();
         move |e| StoreError {

@@ -8,11 +8,14 @@
 
 mod error;
 mod model;
+#[cfg(feature = "sqlite")]
 mod schema;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use error::StoreError;
 pub use model::{Account, HistoryQuery, Selector, StoredMessage, TargetActivity, Write};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// What natter needs from a store.

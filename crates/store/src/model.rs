@@ -49,6 +49,10 @@ pub enum Write {
         message: StoredMessage,
         offline_for: Vec<String>,
     },
+    /// Creates an account, or replaces the one of the same name.
+    Account(Account),
+    /// Deletes an account with its offline messages and read markers.
+    DeleteAccount { name: String },
     /// An account has read a conversation up to a time.
     ReadMarker {
         account: String,

@@ -223,6 +223,27 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
                 }
             }
         }
+        Write::Account(a) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO accounts (name, display_name, password_hash, created_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                a.name,
+                a.display_name,
+                a.password_hash,
+                a.created_ms
+            ])?;
+        }
+        Write::DeleteAccount { name } => {
+            for sql in [
+                "DELETE FROM accounts WHERE name = ?1",
+                "DELETE FROM offline WHERE account = ?1",
+                "DELETE FROM read_markers WHERE account = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute(params![name])?;
+            }
+        }
         Write::ReadMarker {
             account,
             target,
@@ -372,14 +393,11 @@ impl Store for SqliteStore {
     }
 
     fn create_account(&mut self, account: &Account) -> Result<bool, StoreError> {
-        let inserted = self
-            .conn
-            .execute(
-                "INSERT OR IGNORE INTO accounts (name, display_name, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![account.name, account.display_name, account.password_hash, account.created_ms],
-            )
-            .map_err(StoreError::sqlite("cannot create the account"))?;
-        Ok(inserted == 1)
+        if self.account(&account.name)?.is_some() {
+            return Ok(false);
+        }
+        self.write(&[Write::Account(account.clone())])?;
+        Ok(true)
     }
 
     fn account(&mut self, name: &str) -> Result<Option<Account>, StoreError> {
@@ -405,20 +423,13 @@ impl Store for SqliteStore {
     }
 
     fn delete_account(&mut self, name: &str) -> Result<bool, StoreError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(StoreError::sqlite("cannot start deleting the account"))?;
-        let deleted = tx
-            .execute("DELETE FROM accounts WHERE name = ?1", params![name])
-            .map_err(StoreError::sqlite("cannot delete the account"))?;
-        tx.execute("DELETE FROM offline WHERE account = ?1", params![name])
-            .map_err(StoreError::sqlite("cannot delete offline messages"))?;
-        tx.execute("DELETE FROM read_markers WHERE account = ?1", params![name])
-            .map_err(StoreError::sqlite("cannot delete read markers"))?;
-        tx.commit()
-            .map_err(StoreError::sqlite("cannot commit deleting the account"))?;
-        Ok(deleted == 1)
+        if self.account(name)?.is_none() {
+            return Ok(false);
+        }
+        self.write(&[Write::DeleteAccount {
+            name: name.to_owned(),
+        }])?;
+        Ok(true)
     }
 
     fn accounts(&mut self) -> Result<Vec<Account>, StoreError> {
