@@ -19,16 +19,22 @@ pub enum Cap {
     AccountTag,
     AccountNotify,
     Chghost,
+    Sasl,
+    AccountRegistration,
+    Chathistory,
+    ReadMarker,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 15] = [
+    pub const ALL: [Cap; 19] = [
         Cap::AccountNotify,
+        Cap::AccountRegistration,
         Cap::AccountTag,
         Cap::AwayNotify,
         Cap::Batch,
         Cap::CapNotify,
+        Cap::Chathistory,
         Cap::Chghost,
         Cap::EchoMessage,
         Cap::ExtendedJoin,
@@ -36,6 +42,8 @@ impl Cap {
         Cap::LabeledResponse,
         Cap::MessageTags,
         Cap::MultiPrefix,
+        Cap::ReadMarker,
+        Cap::Sasl,
         Cap::ServerTime,
         Cap::Setname,
         Cap::UserhostInNames,
@@ -58,6 +66,19 @@ impl Cap {
             Cap::AccountTag => "account-tag",
             Cap::AccountNotify => "account-notify",
             Cap::Chghost => "chghost",
+            Cap::Sasl => "sasl",
+            Cap::AccountRegistration => "draft/account-registration",
+            Cap::Chathistory => "draft/chathistory",
+            Cap::ReadMarker => "draft/read-marker",
+        }
+    }
+
+    /// The value shown after `=` in `CAP LS 302`, if any.
+    pub fn value(self) -> Option<&'static str> {
+        match self {
+            Cap::Sasl => Some("PLAIN"),
+            Cap::AccountRegistration => Some("before-connect"),
+            _ => None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! One connected client, registered or not.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use natter_proto::Message;
 use std::time::{Instant, SystemTime};
@@ -73,6 +73,16 @@ pub struct Client {
     /// Lines that arrived while a check the client asked for (a password) was under
     /// way: handled in order once it finishes, so replies keep the order of requests.
     pub held: Option<VecDeque<Message>>,
+    /// Replies waiting on the store, oldest first.
+    pub parked: VecDeque<crate::persistence::Parked>,
+    /// The account logged in to, as its owner spells it.
+    pub account: Option<String>,
+    /// An AUTHENTICATE exchange under way.
+    pub sasl: Option<crate::accounts::SaslExchange>,
+    /// When a client using a registered nick it has not logged in to is renamed.
+    pub nick_deadline: Option<Instant>,
+    /// MONITOR list: folded nick → the nick as the client wrote it.
+    pub monitoring: HashMap<String, String>,
 }
 
 impl Client {
@@ -97,6 +107,11 @@ impl Client {
             last_spoke: now.mono,
             ping_sent: None,
             held: None,
+            parked: VecDeque::new(),
+            account: None,
+            sasl: None,
+            nick_deadline: None,
+            monitoring: HashMap::new(),
         }
     }
 

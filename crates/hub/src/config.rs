@@ -39,6 +39,9 @@ pub struct Limits {
     pub ping_timeout: Duration,
     /// A connection that has not registered within this is dropped.
     pub registration_timeout: Duration,
+    /// Time a client using a registered nick has to log in to its account before
+    /// it is renamed.
+    pub nick_grace: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(120),
             ping_timeout: Duration::from_secs(60),
             registration_timeout: Duration::from_secs(60),
+            nick_grace: crate::accounts::DEFAULT_NICK_GRACE,
         }
     }
 }
@@ -80,6 +84,11 @@ pub struct HubConfig {
     pub version: String,
     /// A short description of the server for WHOIS.
     pub description: String,
+    /// Accept passwords (SASL PLAIN, REGISTER) on plaintext connections from other
+    /// hosts. Off: passwords travel only over TLS, Unix sockets and loopback.
+    pub allow_plaintext_passwords: bool,
+    /// The shortest password REGISTER accepts.
+    pub min_password_len: usize,
 }
 
 impl Default for HubConfig {
@@ -94,6 +103,8 @@ impl Default for HubConfig {
             limits: Limits::default(),
             version: concat!("natter-", env!("CARGO_PKG_VERSION")).into(),
             description: "natter chat server".into(),
+            allow_plaintext_passwords: false,
+            min_password_len: 1,
         }
     }
 }

@@ -43,6 +43,12 @@ impl Outgoing {
         self
     }
 
+    /// The sender's account, for recipients with account-tag.
+    pub fn account(mut self, account: Option<String>) -> Outgoing {
+        self.account = account;
+        self
+    }
+
     pub fn msgid(mut self, msgid: String) -> Outgoing {
         self.msgid = Some(msgid);
         self

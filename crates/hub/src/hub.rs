@@ -22,11 +22,26 @@ pub(crate) struct Whowas {
     pub when: u64,
 }
 
-/// The replies gathered for one labeled command (IRCv3 labeled-response).
-struct LabelContext {
-    client: ClientId,
-    label: String,
-    lines: Vec<Bytes>,
+/// What one command from a client produces for that client: its replies, gathered
+/// so that they can carry the command's label (IRCv3 labeled-response) and wait for
+/// the store when the command wrote something (the durability contract).
+pub(crate) struct Reply {
+    pub client: ClientId,
+    pub label: Option<String>,
+    pub lines: Vec<Bytes>,
+    /// What the command asks the store to keep; the replies go out once it is kept.
+    pub writes: Vec<natter_store::Write>,
+}
+
+impl Reply {
+    pub fn new(client: ClientId, label: Option<String>) -> Reply {
+        Reply {
+            client,
+            label,
+            lines: Vec::new(),
+            writes: Vec::new(),
+        }
+    }
 }
 
 /// A password check the hub is waiting on.
@@ -34,6 +49,18 @@ pub(crate) enum PendingCheck {
     Oper {
         client: ClientId,
         name: String,
+        label: Option<String>,
+    },
+    Sasl {
+        client: ClientId,
+        /// Folded account name.
+        account: String,
+        label: Option<String>,
+    },
+    /// A password being hashed for a new account.
+    Register {
+        client: ClientId,
+        account: String,
         label: Option<String>,
     },
 }
@@ -57,12 +84,22 @@ pub struct Hub {
     pub(crate) isupport: Vec<String>,
     msgid_prefix: String,
     msgid_counter: u64,
-    label: Option<LabelContext>,
+    pub(crate) reply: Option<Reply>,
     batch_counter: u64,
     pub(crate) pending_checks: HashMap<u64, PendingCheck>,
+    pub(crate) pending_store: HashMap<u64, crate::persistence::PendingStore>,
     pub(crate) next_ticket: u64,
     /// The most registered clients at once since start, for LUSERS.
     pub(crate) peak_users: usize,
+    /// Every account, by folded name.
+    pub(crate) accounts: HashMap<String, crate::accounts::AccountEntry>,
+    /// Folded account name → the clients logged in to it.
+    pub(crate) logins: HashMap<String, Vec<ClientId>>,
+    pub(crate) guest_counter: u64,
+    /// Folded nick → the clients that MONITOR it.
+    pub(crate) watchers: HashMap<String, HashSet<ClientId>>,
+    /// (folded account, conversation key) → read up to (ms), as far as known.
+    pub(crate) read_markers: HashMap<(String, String), i64>,
 }
 
 impl Hub {
@@ -84,11 +121,17 @@ impl Hub {
             isupport,
             msgid_prefix: format!("{start_ms:x}"),
             msgid_counter: 0,
-            label: None,
+            reply: None,
             batch_counter: 0,
             pending_checks: HashMap::new(),
+            pending_store: HashMap::new(),
             next_ticket: 1,
             peak_users: 0,
+            accounts: HashMap::new(),
+            logins: HashMap::new(),
+            guest_counter: 0,
+            watchers: HashMap::new(),
+            read_markers: HashMap::new(),
         }
     }
 
@@ -138,18 +181,11 @@ impl Hub {
         let labeled = client.has(Cap::LabeledResponse);
         let label = msg
             .tag("label")
-            .filter(|l| labeled && !l.is_empty() && l.len() <= 64);
-        if let Some(label) = label {
-            self.label = Some(LabelContext {
-                client: id,
-                label: label.to_owned(),
-                lines: Vec::new(),
-            });
-        }
+            .filter(|l| labeled && !l.is_empty() && l.len() <= 64)
+            .map(str::to_owned);
+        self.reply = Some(Reply::new(id, label));
         self.dispatch(id, &msg, out);
-        if let Some(ctx) = self.label.take() {
-            self.finish_labeled(ctx, out);
-        }
+        self.finish_reply(out);
     }
 
     /// A line arrived that could not be parsed: the client is told why and nothing
@@ -227,6 +263,7 @@ impl Hub {
             let line = server_line(None, "PING", &[&server]);
             self.send(out, id, line);
         }
+        self.enforce_nick_protection(out);
     }
 
     /// The server is stopping: every client is told and closed.
@@ -247,23 +284,28 @@ impl Hub {
     /// [`Effect::VerifyPassword`].
     pub fn password_checked(&mut self, ticket: u64, ok: bool, now: Now, out: &mut Outbox) {
         self.now = now;
-        let Some(PendingCheck::Oper {
-            client,
-            name,
-            label,
-        }) = self.pending_checks.remove(&ticket)
-        else {
-            return;
+        let client = match self.pending_checks.remove(&ticket) {
+            Some(PendingCheck::Oper {
+                client,
+                name,
+                label,
+            }) => {
+                self.reply = Some(Reply::new(client, label));
+                self.finish_oper(out, client, name, ok);
+                client
+            }
+            Some(PendingCheck::Sasl {
+                client,
+                account,
+                label,
+            }) => {
+                self.reply = Some(Reply::new(client, label));
+                self.finish_sasl(out, client, &account, ok);
+                client
+            }
+            Some(PendingCheck::Register { .. }) | None => return,
         };
-        self.label = label.map(|label| LabelContext {
-            client,
-            label,
-            lines: Vec::new(),
-        });
-        self.finish_oper(out, client, name, ok);
-        if let Some(ctx) = self.label.take() {
-            self.finish_labeled(ctx, out);
-        }
+        self.finish_reply(out);
         self.release(out, client);
     }
 
@@ -273,17 +315,14 @@ impl Hub {
         if let Some(c) = self.clients.get_mut(&id) {
             c.held = Some(VecDeque::new());
         }
-        match self.label.take() {
-            Some(ctx) if ctx.client == id && ctx.lines.is_empty() => Some(ctx.label),
-            other => {
-                self.label = other;
-                None
-            }
+        match &mut self.reply {
+            Some(reply) if reply.client == id && reply.lines.is_empty() => reply.label.take(),
+            _ => None,
         }
     }
 
     /// Handles, in order, the lines a client sent while held.
-    fn release(&mut self, out: &mut Outbox, id: ClientId) {
+    pub(crate) fn release(&mut self, out: &mut Outbox, id: ClientId) {
         let Some(mut queue) = self.clients.get_mut(&id).and_then(|c| c.held.take()) else {
             return;
         };
@@ -311,6 +350,8 @@ impl Hub {
             "PING" => self.cmd_ping(out, id, msg),
             "PONG" => {}
             "QUIT" => self.cmd_quit(out, id, msg),
+            "AUTHENTICATE" => self.cmd_authenticate(out, id, msg),
+            "REGISTER" => self.cmd_register(out, id, msg),
             _ if !registered => {
                 self.numeric(out, id, ERR_NOTREGISTERED, &["You have not registered"]);
             }
@@ -330,6 +371,9 @@ impl Hub {
             "USERHOST" => self.cmd_userhost(out, id, msg),
             "AWAY" => self.cmd_away(out, id, msg),
             "SETNAME" => self.cmd_setname(out, id, msg),
+            "CHATHISTORY" => self.cmd_chathistory(out, id, msg),
+            "MONITOR" => self.cmd_monitor(out, id, msg),
+            "MARKREAD" => self.cmd_markread(out, id, msg),
             "MOTD" => self.send_motd(out, id),
             "LUSERS" => self.send_lusers(out, id),
             "VERSION" => self.cmd_version(out, id),
@@ -358,9 +402,9 @@ impl Hub {
 
     /// Queues a line for a client, or for the labeled response being gathered.
     pub(crate) fn send(&mut self, out: &mut Outbox, to: ClientId, line: Bytes) {
-        if let Some(ctx) = &mut self.label {
-            if ctx.client == to {
-                ctx.lines.push(line);
+        if let Some(reply) = &mut self.reply {
+            if reply.client == to {
+                reply.lines.push(line);
                 return;
             }
         }
@@ -406,31 +450,59 @@ impl Hub {
         self.send(out, to, Bytes::from(w.finish()));
     }
 
-    fn finish_labeled(&mut self, ctx: LabelContext, out: &mut Outbox) {
-        let label_tag = format!("label={}", escape(&ctx.label));
-        match ctx.lines.len() {
-            0 => {
-                let line = format!("@{label_tag} :{} ACK\r\n", self.config.server_name);
-                out.deliveries.push((ctx.client, Bytes::from(line)));
-            }
-            1 => {
-                let line = add_tag(&ctx.lines[0], &label_tag);
-                out.deliveries.push((ctx.client, line));
-            }
-            _ => {
+    /// Sends the replies gathered for the command just handled: labeled if it was,
+    /// and only once the store has kept what the command wrote.
+    pub(crate) fn finish_reply(&mut self, out: &mut Outbox) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let lines = match &reply.label {
+            Some(label) => self.labeled(label, reply.lines),
+            None => reply.lines,
+        };
+        let ticket = if reply.writes.is_empty() {
+            None
+        } else {
+            let pending = crate::persistence::PendingStore::Commit {
+                client: reply.client,
+            };
+            Some(self.ask_store(
+                out,
+                crate::persistence::StoreJob::Write(reply.writes),
+                pending,
+            ))
+        };
+        self.deliver_reply(out, reply.client, lines, ticket);
+    }
+
+    /// The replies to a labeled command, labeled: one line carries the label, several
+    /// come in a labeled-response batch, none give an ACK.
+    fn labeled(&mut self, label: &str, lines: Vec<Bytes>) -> Vec<Bytes> {
+        let label_tag = format!("label={}", escape(label));
+        let server = &self.config.server_name;
+        match lines.len() {
+            0 => vec![Bytes::from(format!("@{label_tag} :{server} ACK\r\n"))],
+            1 => vec![add_tag(&lines[0], &label_tag)],
+            n => {
                 self.batch_counter += 1;
                 let id = format!("lr{}", self.batch_counter);
                 let server = &self.config.server_name;
-                let start = format!("@{label_tag} :{server} BATCH +{id} labeled-response\r\n");
-                out.deliveries.push((ctx.client, Bytes::from(start)));
+                let mut wrapped = Vec::with_capacity(n + 2);
+                wrapped.push(Bytes::from(format!(
+                    "@{label_tag} :{server} BATCH +{id} labeled-response\r\n"
+                )));
                 let batch_tag = format!("batch={id}");
-                for line in &ctx.lines {
-                    out.deliveries.push((ctx.client, add_tag(line, &batch_tag)));
-                }
-                let end = format!(":{server} BATCH -{id}\r\n");
-                out.deliveries.push((ctx.client, Bytes::from(end)));
+                wrapped.extend(lines.iter().map(|line| add_tag(line, &batch_tag)));
+                wrapped.push(Bytes::from(format!(":{server} BATCH -{id}\r\n")));
+                wrapped
             }
         }
+    }
+
+    /// A new batch reference, unique on this server.
+    pub(crate) fn next_batch_id(&mut self) -> String {
+        self.batch_counter += 1;
+        format!("b{}", self.batch_counter)
     }
 
     // ---- identifiers ---------------------------------------------------------
@@ -500,9 +572,14 @@ impl Hub {
             return;
         };
         out.effects.push(Effect::Close { client: id });
+        if let Some(account) = &client.account {
+            self.forget_login(id, account);
+        }
+        self.forget_monitors(id, client.monitoring.keys().cloned());
         if !client.is_registered() {
             return;
         }
+        self.notify_watchers(out, &client.nick, None);
         let mut quit =
             crate::fanout::Outgoing::new(self.now.server_time(), Some(client.source()), "QUIT")
                 .param(reason);

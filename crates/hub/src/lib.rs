@@ -6,18 +6,23 @@
 //! [`Outbox`]: lines to deliver to clients and [`Effect`]s such as closing a
 //! connection. Tests drive it directly and assert on the outbox.
 
+mod accounts;
 mod caps;
 mod channel;
 mod client;
 mod config;
 mod fanout;
+mod history;
 mod hub;
 mod mask;
 mod messaging;
 mod modes;
+mod monitor;
 mod oper;
 mod outbox;
+mod persistence;
 mod queries;
+mod read_marker;
 mod registration;
 mod rooms;
 mod time;
@@ -26,5 +31,7 @@ pub use caps::Cap;
 pub use client::{ClientId, ClientInfo, Transport};
 pub use config::{HubConfig, Limits, OperAccount};
 pub use hub::Hub;
+pub use natter_store::{Account, HistoryQuery, Selector, StoredMessage, TargetActivity, Write};
 pub use outbox::{Effect, Outbox};
+pub use persistence::{StoreJob, StoreOutcome};
 pub use time::Now;

@@ -2,6 +2,8 @@
 
 use natter_proto::{numeric::*, Message};
 
+use natter_store::{StoredMessage, Write};
+
 use crate::caps::Cap;
 use crate::client::ClientId;
 use crate::fanout::Outgoing;
@@ -59,6 +61,7 @@ impl Hub {
             return;
         };
         let source = sender.source();
+        let sender_account = sender.account.clone();
         let echo = sender.has(Cap::EchoMessage);
         let is_tagmsg = command == "TAGMSG";
         // STATUSMSG: `@#room` reaches the room's operators, `+#room` its voiced too.
@@ -69,13 +72,26 @@ impl Hub {
                 _ => (None, target),
             },
         };
-        let mut line = Outgoing::new(self.now.server_time(), Some(source), command)
+        let msgid = self.next_msgid();
+        let mut line = Outgoing::new(self.now.server_time(), Some(source.clone()), command)
             .param(target)
-            .msgid(self.next_msgid())
+            .msgid(msgid.clone())
+            .account(sender_account.clone())
             .client_tags(&msg.tags);
         if !is_tagmsg {
             line = line.param(text);
         }
+        let mut stored = StoredMessage {
+            msgid,
+            time_ms: self.now_ms(),
+            target: String::new(),
+            command: command.to_owned(),
+            source,
+            account: sender_account.clone(),
+            recipient: target.to_owned(),
+            text: text.to_owned(),
+            client_tags: client_tags_wire(msg),
+        };
         if room.starts_with('#') {
             let folded = self.fold(room);
             let Some(channel) = self.channels.get(&folded) else {
@@ -124,9 +140,30 @@ impl Hub {
             if echo && member.is_none() {
                 self.deliver(out, id, &mut line, is_tagmsg);
             }
+            // The room's history keeps what everyone in it saw.
+            if status.is_none() && !is_tagmsg {
+                stored.target = folded;
+                self.keep(stored, Vec::new());
+            }
             return;
         }
-        let Some(to) = self.find_nick(target) else {
+        let online = self.find_nick(target);
+        // The account the message is for: its client's, or a registered nick's.
+        let account = match online {
+            Some(to) => self
+                .clients
+                .get(&to)
+                .and_then(|c| c.account.as_deref())
+                .map(|a| self.fold(a)),
+            None => Some(self.fold(target)).filter(|f| self.accounts.contains_key(f)),
+        };
+        // Every client logged in to that account sees the conversation.
+        let recipients = match (&account, online) {
+            (Some(a), _) if self.logins.contains_key(a) => self.sessions_of(a),
+            (_, Some(to)) => vec![to],
+            _ => Vec::new(),
+        };
+        if recipients.is_empty() && account.is_none() {
             self.refuse(
                 out,
                 id,
@@ -135,27 +172,61 @@ impl Hub {
                 &[target, "No such nick/channel"],
             );
             return;
-        };
-        if to != id || !echo {
-            self.deliver(out, to, &mut line, is_tagmsg);
-        } else if let Some(caps) = self.clients.get(&to).map(|c| c.caps) {
-            // To oneself with echo-message the message arrives twice, delivered and
-            // echoed; only the echo answers a labeled command (labeled-response).
-            if !is_tagmsg || caps.has(Cap::MessageTags) {
-                out.deliveries.push((to, line.for_caps(caps)));
+        }
+        for &to in &recipients {
+            if to != id || !echo {
+                self.deliver(out, to, &mut line, is_tagmsg);
+            } else if let Some(caps) = self.clients.get(&to).map(|c| c.caps) {
+                // To oneself with echo-message the message arrives twice, delivered and
+                // echoed; only the echo answers a labeled command (labeled-response).
+                if !is_tagmsg || caps.has(Cap::MessageTags) {
+                    out.deliveries.push((to, line.for_caps(caps)));
+                }
+            }
+        }
+        // The sender's other clients see what it said, as if echoed.
+        if let Some(own) = sender_account.as_deref().map(|a| self.fold(a)) {
+            for other in self.sessions_of(&own) {
+                if other != id && !recipients.contains(&other) {
+                    self.deliver(out, other, &mut line, is_tagmsg);
+                }
             }
         }
         if echo {
             self.deliver(out, id, &mut line, is_tagmsg);
         }
+        if !is_tagmsg {
+            let other = account.clone().unwrap_or_else(|| {
+                online
+                    .map(|to| self.identity_of(to))
+                    .unwrap_or_else(|| self.fold(target))
+            });
+            stored.target = StoredMessage::direct_key(&self.identity_of(id), &other);
+            // An account with no client connected gets it when it next logs in.
+            let offline_for = match (&account, recipients.is_empty()) {
+                (Some(a), true) => vec![a.clone()],
+                _ => Vec::new(),
+            };
+            self.keep(stored, offline_for);
+        }
         if command == "PRIVMSG" {
-            if let Some((nick, away)) = self
-                .clients
-                .get(&to)
+            if let Some((nick, away)) = online
+                .and_then(|to| self.clients.get(&to))
                 .and_then(|c| c.away.clone().map(|a| (c.nick.clone(), a)))
             {
                 self.numeric(out, id, RPL_AWAY, &[&nick, &away]);
             }
+        }
+    }
+
+    /// Asks the store to keep a message; the sender's replies to this command wait
+    /// until it is kept.
+    fn keep(&mut self, message: StoredMessage, offline_for: Vec<String>) {
+        if let Some(reply) = &mut self.reply {
+            reply.writes.push(Write::Message {
+                message,
+                offline_for,
+            });
         }
     }
 
@@ -186,4 +257,20 @@ impl Hub {
         let bytes = line.for_caps(caps);
         self.send(out, to, bytes);
     }
+}
+
+/// The client-only tags of a message as they go on the wire, for the store.
+fn client_tags_wire(msg: &Message) -> String {
+    let mut wire = Vec::new();
+    for tag in msg.tags.iter().filter(|t| t.key.starts_with('+')) {
+        if !wire.is_empty() {
+            wire.push(b';');
+        }
+        wire.extend_from_slice(tag.key.as_bytes());
+        if !tag.value.is_empty() {
+            wire.push(b'=');
+            natter_proto::escape_tag_value(&tag.value, &mut wire);
+        }
+    }
+    String::from_utf8(wire).unwrap_or_default()
 }

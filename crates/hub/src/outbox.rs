@@ -18,6 +18,15 @@ pub enum Effect {
         password: String,
         hash: String,
     },
+    /// Hash `password` with Argon2id off the hub's thread, then call
+    /// [`crate::Hub::password_hashed`] with `ticket` and the PHC string.
+    HashPassword { ticket: u64, password: String },
+    /// Run a store job, then call [`crate::Hub::store_done`] with `ticket` and its
+    /// outcome. Writes may be grouped into one transaction with other jobs' writes.
+    Store {
+        ticket: u64,
+        job: crate::persistence::StoreJob,
+    },
 }
 
 /// Lines to deliver, in order, and effects to carry out, in order, after the lines

@@ -138,6 +138,7 @@ impl Hub {
         );
         let away = c.away.clone();
         let oper = c.oper.is_some();
+        let account = c.account.clone();
         let idle = self
             .now
             .mono
@@ -160,6 +161,14 @@ impl Hub {
         self.numeric(out, id, RPL_WHOISSERVER, &[&tnick, &server, &description]);
         if let Some(away) = away {
             self.numeric(out, id, RPL_AWAY, &[&tnick, &away]);
+        }
+        if let Some(account) = account {
+            self.numeric(
+                out,
+                id,
+                RPL_WHOISACCOUNT,
+                &[&tnick, &account, "is logged in as"],
+            );
         }
         if oper {
             self.numeric(out, id, RPL_WHOISOPERATOR, &[&tnick, "is an IRC operator"]);

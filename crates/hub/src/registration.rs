@@ -35,6 +35,9 @@ pub(crate) fn isupport_tokens(config: &HubConfig) -> Vec<String> {
             "TARGMAX=PRIVMSG:{t},NOTICE:{t},TAGMSG:{t},JOIN:{t},PART:{t},KICK:{t},NAMES:{t},LIST:{t},WHOIS:1,ISON:,USERHOST:5"
         ),
         format!("TOPICLEN={}", l.topic_len),
+        format!("CHATHISTORY={}", crate::history::HISTORY_PAGE),
+        format!("MONITOR={}", l.monitor),
+        "MSGREFTYPES=msgid,timestamp".into(),
         "USERLEN=18".into(),
         "UTF8ONLY".into(),
     ]
@@ -71,7 +74,14 @@ impl Hub {
                 if let Some(reg) = &mut client.registration {
                     reg.cap_negotiating = true;
                 }
-                let names: Vec<&str> = Cap::ALL.iter().map(|c| c.name()).collect();
+                // CAP 302 clients also learn each capability's value (`sasl=PLAIN`).
+                let names: Vec<String> = Cap::ALL
+                    .iter()
+                    .map(|c| match c.value() {
+                        Some(v) if version >= 302 => format!("{}={v}", c.name()),
+                        _ => c.name().to_owned(),
+                    })
+                    .collect();
                 let line = server_line(Some(&server), "CAP", &[&nick, "LS", &names.join(" ")]);
                 self.send(out, id, line);
             }
@@ -231,9 +241,18 @@ impl Hub {
                 self.send(out, to, bytes);
             }
         }
-        if let Some(client) = self.clients.get_mut(&id) {
-            client.nick = wanted;
-        }
+        let old_nick = self.nick_of(id);
+        let new_source = match self.clients.get_mut(&id) {
+            Some(client) => {
+                client.nick = wanted.clone();
+                client.nick_deadline = None;
+                client.source()
+            }
+            None => return,
+        };
+        self.notify_watchers(out, &old_nick, None);
+        self.notify_watchers(out, &wanted, Some(&new_source));
+        self.protect_nick(out, id);
     }
 
     fn whowas_snapshot(&self, id: ClientId) -> Option<crate::hub::Whowas> {
@@ -299,6 +318,20 @@ impl Hub {
         client.last_heard = self.now.mono;
         client.last_spoke = self.now.mono;
         self.welcome(out, id);
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let (source, nick, account) =
+            (client.source(), client.nick.clone(), client.account.clone());
+        self.notify_watchers(out, &nick, Some(&source));
+        match account {
+            // Logged in before registering (SASL): its offline messages come now.
+            Some(account) => {
+                let folded = self.fold(&account);
+                self.take_offline(out, &folded);
+            }
+            None => self.protect_nick(out, id),
+        }
     }
 
     /// 001 to 005, LUSERS and the MOTD.

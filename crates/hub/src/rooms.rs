@@ -108,16 +108,19 @@ impl Hub {
         client.channels.insert(folded.clone());
         let source = client.source();
         let realname = client.realname.clone();
+        let account = client.account.clone();
         let time = self.now.server_time();
         let msgid = self.next_msgid();
         let mut plain = Outgoing::new(time.clone(), Some(source.clone()), "JOIN")
             .param(display.clone())
-            .msgid(msgid.clone());
+            .msgid(msgid.clone())
+            .account(account.clone());
         let mut extended = Outgoing::new(time, Some(source), "JOIN")
             .param(display.clone())
-            .param("*")
+            .param(account.clone().unwrap_or_else(|| "*".into()))
             .param(realname)
-            .msgid(msgid);
+            .msgid(msgid)
+            .account(account.clone());
         let members: Vec<ClientId> = self.channels[&folded].members.keys().copied().collect();
         for &to in &members {
             let Some(c) = self.clients.get(&to) else {
@@ -148,6 +151,27 @@ impl Hub {
             self.send_topic(out, id, &display, &topic);
         }
         self.send_names(out, id, &folded);
+        // draft/read-marker: a joining client learns how far its account has read.
+        let wants_marker = self
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.has(Cap::ReadMarker));
+        if wants_marker {
+            match account {
+                Some(account) => {
+                    let key = (self.fold(&account), folded.clone());
+                    self.send_marker(out, id, &display, key);
+                }
+                None => {
+                    let line = crate::hub::server_line(
+                        Some(&self.config.server_name),
+                        "MARKREAD",
+                        &[&display, "*"],
+                    );
+                    self.send(out, id, line);
+                }
+            }
+        }
     }
 
     pub(crate) fn cmd_part(&mut self, out: &mut Outbox, id: ClientId, msg: &Message) {

@@ -148,9 +148,10 @@ fn cap_ls_302_lists_every_capability_and_holds_registration_until_cap_end() {
     assert_eq!(
         t.ask(a, "CAP LS 302"),
         [format!(
-            ":{SERVER} CAP * LS :account-notify account-tag away-notify batch cap-notify \
-             chghost echo-message extended-join invite-notify labeled-response message-tags \
-             multi-prefix server-time setname userhost-in-names"
+            ":{SERVER} CAP * LS :account-notify draft/account-registration=before-connect \
+             account-tag away-notify batch cap-notify draft/chathistory chghost echo-message \
+             extended-join invite-notify labeled-response message-tags multi-prefix \
+             draft/read-marker sasl=PLAIN server-time setname userhost-in-names"
         )]
     );
     t.send(a, "NICK alice");

@@ -42,7 +42,7 @@ impl StoredMessage {
 }
 
 /// A write the server asks for; a batch of them is one transaction.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
     /// A message to history, and to the offline queue of each account listed.
     Message {

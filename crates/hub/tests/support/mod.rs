@@ -8,8 +8,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use natter_hub::{ClientId, ClientInfo, Effect, Hub, HubConfig, Now, Outbox, Transport};
+use natter_hub::{
+    ClientId, ClientInfo, Effect, Hub, HubConfig, Now, Outbox, StoreJob, StoreOutcome, Transport,
+};
 use natter_proto::{Message, ParseError};
+use natter_store::{SqliteStore, Store};
 
 /// The server name every numeric comes from (the default configuration's).
 pub const SERVER: &str = "natter.local";
@@ -30,7 +33,15 @@ pub struct TestHub {
     next_id: u64,
     inbox: HashMap<ClientId, Vec<String>>,
     effects: Vec<Effect>,
+    /// A real store, in memory: store jobs run as soon as the hub asks, unless
+    /// `hold_store` is set, when they wait in `held_jobs` for [`TestHub::run_store`].
+    pub store: SqliteStore,
+    pub hold_store: bool,
+    pub held_jobs: Vec<(u64, StoreJob)>,
 }
+
+/// Password hashes the harness makes and checks itself: `fake$` and the password.
+pub const FAKE_HASH_PREFIX: &str = "fake$";
 
 impl Default for TestHub {
     fn default() -> Self {
@@ -62,6 +73,9 @@ impl TestHub {
             next_id: 1,
             inbox: HashMap::new(),
             effects: Vec::new(),
+            store: SqliteStore::in_memory().expect("an in-memory store opens"),
+            hold_store: false,
+            held_jobs: Vec::new(),
         }
     }
 
@@ -240,7 +254,70 @@ impl TestHub {
             );
             self.inbox.entry(to).or_default().push(line.to_owned());
         }
-        self.effects.extend(out.effects);
+        for effect in out.effects {
+            match effect {
+                Effect::Store { ticket, job } if self.hold_store => {
+                    self.held_jobs.push((ticket, job))
+                }
+                Effect::Store { ticket, job } => self.finish_job(ticket, job),
+                Effect::HashPassword { ticket, password } => {
+                    let mut out = Outbox::new();
+                    let hash = format!("{FAKE_HASH_PREFIX}{password}");
+                    self.hub
+                        .password_hashed(ticket, Some(hash), self.now, &mut out);
+                    self.collect(out);
+                }
+                Effect::VerifyPassword {
+                    ticket,
+                    password,
+                    hash,
+                    ..
+                } if hash.starts_with(FAKE_HASH_PREFIX) => {
+                    let ok = hash == format!("{FAKE_HASH_PREFIX}{password}");
+                    self.password_checked(ticket, ok);
+                }
+                other => self.effects.push(other),
+            }
+        }
+    }
+
+    /// Runs a store job on the in-memory store and tells the hub.
+    fn finish_job(&mut self, ticket: u64, job: StoreJob) {
+        let outcome = match job {
+            StoreJob::Write(writes) => match self.store.write(&writes) {
+                Ok(()) => StoreOutcome::Written,
+                Err(e) => StoreOutcome::Failed(e.to_string()),
+            },
+            StoreJob::History { target, query } => {
+                StoreOutcome::Messages(self.store.history(&target, &query).expect("history"))
+            }
+            StoreJob::Targets {
+                targets,
+                from_ms,
+                to_ms,
+                limit,
+            } => StoreOutcome::Targets(
+                self.store
+                    .active_targets(&targets, from_ms, to_ms, limit)
+                    .expect("targets"),
+            ),
+            StoreJob::TakeOffline { account } => {
+                StoreOutcome::Messages(self.store.take_offline(&account).expect("offline"))
+            }
+            StoreJob::ReadMarker { account, target } => {
+                StoreOutcome::Marker(self.store.read_marker(&account, &target).expect("marker"))
+            }
+        };
+        let mut out = Outbox::new();
+        self.hub.store_done(ticket, outcome, self.now, &mut out);
+        self.collect(out);
+    }
+
+    /// Runs the store jobs held back while `hold_store` was set, in order.
+    pub fn run_store(&mut self) {
+        for (ticket, job) in std::mem::take(&mut self.held_jobs) {
+            self.finish_job(ticket, job);
+        }
     }
 
     // ---- shortcuts ---------------------------------------------------------

@@ -1,0 +1,198 @@
+//! The hub's side of the store: what it asks for, what it waits on, and the replies
+//! it holds back until what they confirm is kept.
+//!
+//! The durability contract: a client is told its message was taken (the echo, or
+//! the ACK of a labeled command) only after the store has committed it. Delivery to
+//! everyone else does not wait. Replies to one client keep the order of its
+//! commands: once one reply waits on the store, the replies after it wait behind it.
+
+use bytes::Bytes;
+use natter_store::{HistoryQuery, StoredMessage, TargetActivity, Write};
+
+use crate::client::ClientId;
+use crate::hub::Hub;
+use crate::outbox::{Effect, Outbox};
+use crate::time::Now;
+
+/// Work for the server's store thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreJob {
+    /// Commit these writes (the server may group several jobs in one transaction).
+    Write(Vec<Write>),
+    /// Read one conversation's history.
+    History { target: String, query: HistoryQuery },
+    /// Which of these conversations saw messages between two times.
+    Targets {
+        targets: Vec<String>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    },
+    /// Take (and remove) an account's offline messages.
+    TakeOffline { account: String },
+    /// Read how far an account has read a conversation.
+    ReadMarker { account: String, target: String },
+}
+
+/// What the store thread answers, through [`Hub::store_done`].
+#[derive(Clone, Debug)]
+pub enum StoreOutcome {
+    /// The writes are committed.
+    Written,
+    Messages(Vec<StoredMessage>),
+    Targets(Vec<TargetActivity>),
+    Marker(Option<i64>),
+    /// The job failed; the text says why, for the log and the client.
+    Failed(String),
+}
+
+/// What the hub does when a store job finishes.
+pub(crate) enum PendingStore {
+    /// Replies wait on this commit.
+    Commit { client: ClientId },
+    /// A CHATHISTORY query to answer.
+    History {
+        client: ClientId,
+        label: Option<String>,
+        /// The target as the client named it, for the batch.
+        target: String,
+    },
+    /// A CHATHISTORY TARGETS query to answer.
+    Targets {
+        client: ClientId,
+        label: Option<String>,
+        /// Conversation key → the name the client knows it by.
+        names: Vec<(String, String)>,
+    },
+    /// Offline messages to hand to an account's clients.
+    Offline { account: String },
+    /// A read marker to tell a client about.
+    Marker {
+        client: ClientId,
+        label: Option<String>,
+        target: String,
+        key: (String, String),
+    },
+    /// A new account is kept: the registering client may log in.
+    Register {
+        client: ClientId,
+        label: Option<String>,
+        account: String,
+    },
+}
+
+/// Replies waiting for a store job to finish.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub ticket: Option<u64>,
+    pub lines: Vec<Bytes>,
+}
+
+impl Hub {
+    /// Asks the server for a store job; `pending` says what to do with its outcome.
+    pub(crate) fn ask_store(
+        &mut self,
+        out: &mut Outbox,
+        job: StoreJob,
+        pending: PendingStore,
+    ) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        out.effects.push(Effect::Store { ticket, job });
+        self.pending_store.insert(ticket, pending);
+        ticket
+    }
+
+    /// Sends replies to a client now, or parks them behind `ticket` or behind
+    /// replies already parked.
+    pub(crate) fn deliver_reply(
+        &mut self,
+        out: &mut Outbox,
+        client: ClientId,
+        lines: Vec<Bytes>,
+        ticket: Option<u64>,
+    ) {
+        let Some(c) = self.clients.get_mut(&client) else {
+            // Gone (QUIT, KILL): what it was owed is sent before the close.
+            out.deliveries
+                .extend(lines.into_iter().map(|l| (client, l)));
+            return;
+        };
+        if ticket.is_none() && c.parked.is_empty() {
+            out.deliveries
+                .extend(lines.into_iter().map(|l| (client, l)));
+            return;
+        }
+        if !lines.is_empty() || ticket.is_some() {
+            c.parked.push_back(Parked { ticket, lines });
+        }
+    }
+
+    /// The store finished job `ticket`.
+    pub fn store_done(&mut self, ticket: u64, outcome: StoreOutcome, now: Now, out: &mut Outbox) {
+        self.now = now;
+        let Some(pending) = self.pending_store.remove(&ticket) else {
+            return;
+        };
+        match pending {
+            PendingStore::Commit { client } => self.commit_done(out, client, ticket, &outcome),
+            PendingStore::History {
+                client,
+                label,
+                target,
+            } => self.answer_history(out, client, label, &target, outcome),
+            PendingStore::Targets {
+                client,
+                label,
+                names,
+            } => self.answer_targets(out, client, label, &names, outcome),
+            PendingStore::Offline { account } => self.deliver_offline(out, &account, outcome),
+            PendingStore::Marker {
+                client,
+                label,
+                target,
+                key,
+            } => self.answer_marker(out, client, label, &target, key, outcome),
+            PendingStore::Register {
+                client,
+                label,
+                account,
+            } => self.finish_register(out, client, label, &account, outcome),
+        }
+    }
+
+    /// A commit finished: the replies waiting on it, and those behind them, go out.
+    fn commit_done(
+        &mut self,
+        out: &mut Outbox,
+        client: ClientId,
+        ticket: u64,
+        outcome: &StoreOutcome,
+    ) {
+        let failed = matches!(outcome, StoreOutcome::Failed(_));
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        for parked in c.parked.iter_mut().filter(|p| p.ticket == Some(ticket)) {
+            parked.ticket = None;
+            if failed {
+                // What the replies would confirm was not kept: say so instead.
+                parked.lines = vec![crate::hub::server_line(
+                    Some(&self.config.server_name),
+                    "FAIL",
+                    &[
+                        "*",
+                        "STORE_FAILED",
+                        "Your message reached those online but could not be stored; send it again",
+                    ],
+                )];
+            }
+        }
+        while c.parked.front().is_some_and(|p| p.ticket.is_none()) {
+            if let Some(parked) = c.parked.pop_front() {
+                out.deliveries
+                    .extend(parked.lines.into_iter().map(|l| (client, l)));
+            }
+        }
+    }
+}
