@@ -27,7 +27,10 @@ pub struct Config {
     pub keepalive: Duration,
     /// With nothing received for this long, the peer is gone: close without a handshake.
     pub idle_timeout: Duration,
-    /// A client that has not completed the handshake by then gives up.
+    /// A client that has not completed the handshake by then gives up (and a server
+    /// session whose client never confirmed the Accept is dropped). 30 s: with Initials
+    /// at most [`MAX_INITIAL_INTERVAL`](crate::MAX_INITIAL_INTERVAL) apart, that is
+    /// about ten tries.
     pub handshake_timeout: Duration,
     /// Shortest linger after acknowledging the peer's Close; the linger is three RTOs
     /// (enough for two lost CloseAcks), at least this, at most `max_rto`.
@@ -56,7 +59,7 @@ impl Default for Config {
             max_ack_delay: Duration::from_millis(25),
             keepalive: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
-            handshake_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(30),
             min_linger: Duration::from_secs(1),
             initial_window: 16,
             max_window: 64,

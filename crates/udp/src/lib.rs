@@ -57,5 +57,5 @@ pub use cookie::{Cookie, Cookies, Purpose};
 pub use listener::{route, Accept, DropReason, Incoming, Listener, Route};
 pub use rtt::RttEstimator;
 pub use send_stream::SendError;
-pub use session::{CloseReason, Event, Role, Session, State, Transmit};
+pub use session::{CloseReason, Event, Role, Session, State, Transmit, MAX_INITIAL_INTERVAL};
 pub use stats::{ListenerStats, Stats};

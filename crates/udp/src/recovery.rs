@@ -38,11 +38,10 @@ pub(crate) struct Acked {
     /// Time from sending the largest acknowledged packet to now, when that packet is
     /// among the newly acknowledged.
     pub(crate) rtt_sample: Option<Duration>,
+    /// Some ranges named packet numbers never sent (ignored): the peer is broken, or it
+    /// acknowledges a packet someone forged with our session id.
+    pub(crate) beyond_sent: bool,
 }
-
-/// An ACK acknowledged a packet number never sent: the peer is broken or lying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InvalidAck;
 
 /// Packets sent and not yet acknowledged.
 #[derive(Debug, Default)]
@@ -72,21 +71,30 @@ impl Recovery {
     }
 
     /// Processes acknowledged `ranges` (highest first); `next_pn` is the first packet
-    /// number not yet sent, so anything at or above it is an invalid acknowledgement.
+    /// number not yet sent. Numbers at or above it are ignored rather than voiding the
+    /// whole frame: without encryption, a forged packet can make an honest peer
+    /// acknowledge a number we never sent, and that must not stall the session.
     pub(crate) fn on_ack(
         &mut self,
         ranges: &[RangeInclusive<u64>],
         next_pn: u64,
         now: Instant,
-    ) -> Result<Acked, InvalidAck> {
-        let Some(largest) = ranges.first().map(|r| *r.end()) else {
-            return Ok(Acked::default());
-        };
-        if largest >= next_pn {
-            return Err(InvalidAck);
-        }
+    ) -> Acked {
         let mut acked = Acked::default();
-        for r in ranges {
+        let Some(last_sent) = next_pn.checked_sub(1) else {
+            acked.beyond_sent = !ranges.is_empty();
+            return acked;
+        };
+        let clipped: Vec<RangeInclusive<u64>> = ranges
+            .iter()
+            .filter(|r| r.start() <= r.end() && *r.start() <= last_sent)
+            .map(|r| *r.start()..=(*r.end()).min(last_sent))
+            .collect();
+        acked.beyond_sent = ranges.iter().any(|r| *r.end() > last_sent);
+        let Some(largest) = clipped.first().map(|r| *r.end()) else {
+            return acked;
+        };
+        for r in &clipped {
             let pns: Vec<u64> = self.sent.range(r.clone()).map(|(&pn, _)| pn).collect();
             for pn in pns {
                 if let Some(p) = self.sent.remove(&pn) {
@@ -105,7 +113,7 @@ impl Recovery {
         if self.largest_acked.is_none_or(|l| l < largest) {
             self.largest_acked = Some(largest);
         }
-        Ok(acked)
+        acked
     }
 
     /// Declares lost the in-flight packets that the acknowledgements so far prove lost.
@@ -203,13 +211,27 @@ mod tests {
             r.on_sent(pn, pkt(t, pn * 10..pn * 10 + 10));
         }
         let later = t + Duration::from_millis(40);
-        let a = r.on_ack(&[3..=4, 0..=1], 5, later).unwrap();
+        let a = r.on_ack(&[3..=4, 0..=1], 5, later);
         assert_eq!(a.packets.len(), 4);
         assert_eq!(a.rtt_sample, Some(Duration::from_millis(40)));
+        assert!(!a.beyond_sent);
         assert_eq!(r.in_flight(), 1);
-        assert_eq!(r.on_ack(&[5..=5], 5, later).unwrap_err(), InvalidAck);
-        let again = r.on_ack(&[3..=4], 5, later).unwrap();
+        let again = r.on_ack(&[3..=4], 5, later);
         assert!(again.packets.is_empty() && again.rtt_sample.is_none());
+    }
+
+    #[test]
+    fn acks_of_packets_never_sent_are_ignored_without_voiding_the_rest() {
+        let t = Instant::now();
+        let mut r = Recovery::new();
+        for pn in 0..3 {
+            r.on_sent(pn, pkt(t, 0..1));
+        }
+        let a = r.on_ack(&[1_000..=1_000, 1..=5], 3, t);
+        assert!(a.beyond_sent);
+        assert_eq!(a.packets.len(), 2, "1 and 2 are acknowledged");
+        assert_eq!(a.rtt_sample, Some(Duration::ZERO));
+        assert!(Recovery::new().on_ack(&[0..=0], 0, t).beyond_sent);
     }
 
     #[test]
@@ -219,7 +241,7 @@ mod tests {
         for pn in 0..6 {
             r.on_sent(pn, pkt(t, 0..1));
         }
-        r.on_ack(&[5..=5], 6, t).unwrap();
+        r.on_ack(&[5..=5], 6, t);
         let (lost, next) = r.detect_lost(t, Duration::from_millis(100));
         assert_eq!(lost.len(), 3, "0, 1, 2 are three or more behind 5");
         assert_eq!(next, Some(t + Duration::from_millis(100)));
@@ -227,7 +249,7 @@ mod tests {
         assert_eq!(lost.len(), 2, "3 and 4 by the time rule");
         assert_eq!(r.in_flight(), 0);
         // A late ack of a packet declared lost still retires it.
-        let a = r.on_ack(&[0..=0], 6, t).unwrap();
+        let a = r.on_ack(&[0..=0], 6, t);
         assert_eq!(a.packets.len(), 1);
         assert_eq!(r.in_flight(), 0);
     }

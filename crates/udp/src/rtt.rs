@@ -89,9 +89,43 @@ impl RttEstimator {
         self.backoff = 0;
     }
 
+    /// Takes a sample from an acknowledgement: `latest` is the time from sending the
+    /// packet to receiving its ACK, `ack_delay` what the peer says it held the ACK.
+    ///
+    /// The delay is taken out (RFC 9002 §5.3), but never below the smallest raw sample
+    /// seen, so a peer cannot make the RTT look shorter than the path has ever been. A
+    /// delay beyond `max_ack_delay` means the ACK was not a prompt answer: an earlier ACK
+    /// was lost and this one re-reports an old packet, seconds later. Such a sample
+    /// measures the loss, not the path, and would inflate the RTO to tens of seconds, so
+    /// it is not taken (the caller still ends the backoff: the path did answer).
+    /// Returns whether the sample was taken.
+    pub fn on_ack_sample(
+        &mut self,
+        latest: Duration,
+        ack_delay: Duration,
+        max_ack_delay: Duration,
+    ) -> bool {
+        if ack_delay > max_ack_delay {
+            return false;
+        }
+        let min_rtt = self.min_rtt.map_or(latest, |m| m.min(latest));
+        self.min_rtt = Some(min_rtt);
+        let adjusted = latest.saturating_sub(ack_delay).max(min_rtt);
+        self.update(adjusted);
+        true
+    }
+
     /// A retransmission timer expired: double the timeout (§5.5), up to the maximum.
     pub fn on_timeout(&mut self) {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+    }
+
+    /// Ends the backoff without a sample: the path answered, but an answer we cannot time
+    /// (Karn). Used when the handshake completes after retransmitted Initials, so that the
+    /// first data does not inherit a handshake's worth of doubling (RFC 6298 §5.7 resets
+    /// to 3 s after a retransmitted SYN for the same reason).
+    pub fn reset_backoff(&mut self) {
+        self.backoff = 0;
     }
 
     /// The retransmission timeout now, backoff included.
@@ -128,7 +162,7 @@ impl RttEstimator {
         self.latest
     }
 
-    /// The smallest sample seen: a floor for ack-delay adjustment.
+    /// The smallest raw sample seen (ack delay included): the floor of adjusted samples.
     pub fn min_rtt(&self) -> Option<Duration> {
         self.min_rtt
     }
@@ -181,6 +215,22 @@ mod tests {
             e.srtt(),
             Some(Duration::from_micros(112_437) + Duration::from_nanos(500))
         );
+    }
+
+    #[test]
+    fn ack_delay_is_taken_out_but_never_below_the_smallest_rtt() {
+        let max = ms(25);
+        let mut e = RttEstimator::default();
+        assert!(e.on_ack_sample(ms(50), ms(0), max));
+        assert!(e.on_ack_sample(ms(80), ms(20), max));
+        assert_eq!(e.latest(), Some(ms(60)));
+        // A re-reported ACK held for 15 s measures the lost ACK, not the path.
+        assert!(!e.on_ack_sample(ms(15_060), ms(15_000), max));
+        assert_eq!(e.latest(), Some(ms(60)));
+        // A delay cannot push a sample below the smallest seen.
+        assert!(e.on_ack_sample(ms(60), ms(25), max));
+        assert_eq!(e.latest(), Some(ms(50)));
+        assert_eq!(e.min_rtt(), Some(ms(50)));
     }
 
     #[test]

@@ -117,6 +117,12 @@ pub struct Transmit {
     pub datagram: Vec<u8>,
 }
 
+/// The longest wait between two Initials. The Initial timer backs off like the RTO, but
+/// only up to this: a handshake is one small exchange, and on a lossy path (30% each way
+/// makes a round trip fail half the time) uncapped doubling would spend the whole
+/// handshake timeout on four or five tries.
+pub const MAX_INITIAL_INTERVAL: Duration = Duration::from_secs(3);
+
 /// Path tokens (challenges answered) the client keeps at most; more are dropped.
 const MAX_PENDING_RESPONSES: usize = 4;
 
@@ -154,6 +160,14 @@ pub struct Session {
 
     // Server handshake.
     accept_pending: bool,
+    /// Server: the client has sent a Data packet, so it has our Accept. Until then the
+    /// server sends nothing but Accept (anything else would be dropped by a client that
+    /// does not know the session id yet) and gives up after the handshake timeout.
+    confirmed: bool,
+    /// Server, until confirmed: when to send Accept again unasked. The client's
+    /// confirming PING may be lost as well as the Accept; repeating the Accept (to an
+    /// address already validated) makes the client confirm again.
+    accept_deadline: Option<Instant>,
 
     // Sending.
     next_pn: u64,
@@ -231,6 +245,8 @@ impl Session {
             initial_sent_at: None,
             initial_deadline: None,
             accept_pending: false,
+            confirmed: role == Role::Client,
+            accept_deadline: None,
             next_pn: 0,
             recovery: Recovery::new(),
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
@@ -443,7 +459,10 @@ impl Session {
             } => {
                 if self.state != State::Connecting || nonce != self.nonce || version != VERSION {
                     if self.session_id == Some(session_id) {
+                        // The server has not seen our confirmation: confirm again.
                         self.stats.duplicates += 1;
+                        self.last_recv = now;
+                        self.ping();
                     } else {
                         self.stats.unexpected += 1;
                     }
@@ -456,6 +475,8 @@ impl Session {
                 self.initial_deadline = None;
                 self.initial_due = false;
                 self.last_recv = now;
+                // Confirm at once, so the server may start sending and gets an RTT sample.
+                self.ping_pending = true;
                 self.events.push_back(Event::Connected);
             }
             Packet::Data {
@@ -502,11 +523,11 @@ impl Session {
 
     /// An RTT sample from the handshake: valid only if exactly one Initial with the
     /// current cookie went out (Karn: otherwise we cannot tell which one is answered).
+    /// Either way, the path has just answered, so the backoff ends.
     fn handshake_rtt_sample(&mut self, now: Instant) {
-        if self.initials_sent == 1 {
-            if let Some(t) = self.initial_sent_at {
-                self.rtt.update(now.saturating_duration_since(t));
-            }
+        match self.initial_sent_at {
+            Some(t) if self.initials_sent == 1 => self.rtt.update(now.saturating_duration_since(t)),
+            _ => self.rtt.reset_backoff(),
         }
     }
 
@@ -643,6 +664,7 @@ impl Session {
             return;
         }
         self.last_recv = now;
+        self.confirmed = true;
         for frame in frames {
             match frame {
                 Frame::Ack(a) => self.on_ack(now, a),
@@ -669,13 +691,10 @@ impl Session {
     }
 
     fn on_ack(&mut self, now: Instant, ack: &AckFrame) {
-        let acked = match self.recovery.on_ack(&ack.ranges, self.next_pn, now) {
-            Ok(a) => a,
-            Err(_) => {
-                self.stats.protocol_violations += 1;
-                return;
-            }
-        };
+        let acked = self.recovery.on_ack(&ack.ranges, self.next_pn, now);
+        if acked.beyond_sent {
+            self.stats.protocol_violations += 1;
+        }
         let progress = !acked.packets.is_empty();
         for p in &acked.packets {
             if p.in_flight {
@@ -685,18 +704,14 @@ impl Session {
                 self.send.on_acked(r.clone());
             }
         }
-        if let Some(sample) = acked.rtt_sample {
-            // Take out the time the peer sat on the ACK, but never below the smallest
-            // RTT seen (RFC 9002 §5.3): a lying or confused delay cannot shrink the RTT.
-            let delay = Duration::from_micros(u64::from(ack.ack_delay_micros))
-                .min(self.config.max_ack_delay);
-            let floor = self.rtt.min_rtt().unwrap_or(sample).min(sample);
-            let adjusted = if sample >= floor + delay {
-                sample - delay
-            } else {
-                sample
-            };
-            self.rtt.update(adjusted);
+        let delay = Duration::from_micros(u64::from(ack.ack_delay_micros));
+        let sampled = acked
+            .rtt_sample
+            .is_some_and(|s| self.rtt.on_ack_sample(s, delay, self.config.max_ack_delay));
+        if progress && !sampled {
+            // The path delivered; only the timing is unusable (QUIC resets its probe
+            // backoff on any new acknowledgement for the same reason).
+            self.rtt.reset_backoff();
         }
         self.send.ack_below(ack.cum_offset);
         self.peer_max_offset = self.peer_max_offset.max(ack.max_offset);
@@ -731,7 +746,11 @@ impl Session {
             self.send.on_lost(r.clone());
         }
         if matches!(self.state, State::Established | State::Closing) {
-            if p.ping {
+            // A lost PING matters only if the peer has not been heard from since it was
+            // sent (keepalive) or new data still waits for its window (probe).
+            let still_needed =
+                self.last_recv < p.time || self.send.blocked_by_flow_control(self.peer_max_offset);
+            if p.ping && still_needed {
                 self.ping_pending = true;
             }
             if p.close && self.state == State::Closing {
@@ -805,7 +824,12 @@ impl Session {
             }
             State::Established | State::Closing => {}
         }
-        if now >= self.last_recv + self.config.idle_timeout {
+        if !self.confirmed && self.accept_deadline.is_some_and(|t| now >= t) {
+            self.rtt.on_timeout();
+            self.accept_deadline = None;
+            self.accept_pending = true;
+        }
+        if now >= self.idle_deadline() {
             self.finish(CloseReason::IdleTimeout);
             return;
         }
@@ -840,8 +864,21 @@ impl Session {
         }
     }
 
+    /// When the peer counts as gone: the idle timeout after the last packet received, or
+    /// for a server session the client never confirmed, the handshake timeout.
+    fn idle_deadline(&self) -> Instant {
+        if self.confirmed {
+            self.last_recv + self.config.idle_timeout
+        } else {
+            self.created + self.config.handshake_timeout
+        }
+    }
+
     fn keepalive_deadline(&self) -> Option<Instant> {
-        if self.state == State::Established && self.recovery.in_flight() == 0 && !self.ping_pending
+        if self.state == State::Established
+            && self.confirmed
+            && self.recovery.in_flight() == 0
+            && !self.ping_pending
         {
             Some(self.last_recv + self.config.keepalive)
         } else {
@@ -876,8 +913,9 @@ impl Session {
                 Some(self.initial_deadline.map_or(give_up, |t| t.min(give_up)))
             }
             State::Established | State::Closing => [
-                Some(self.last_recv + self.config.idle_timeout),
+                Some(self.idle_deadline()),
                 self.acks.deadline(),
+                self.accept_deadline.filter(|_| !self.confirmed),
                 self.loss_time,
                 self.rto_deadline,
                 self.keepalive_deadline(),
@@ -915,6 +953,9 @@ impl Session {
                     session_id,
                     reset_token,
                 };
+                if !self.confirmed {
+                    self.accept_deadline = Some(now + self.rtt.rto().min(MAX_INITIAL_INTERVAL));
+                }
                 return Some(self.transmit(self.remote, p.to_vec()));
             }
         }
@@ -949,7 +990,7 @@ impl Session {
         let datagram = p.to_vec();
         self.initials_sent += 1;
         self.initial_sent_at = Some(now);
-        self.initial_deadline = Some(now + self.rtt.rto());
+        self.initial_deadline = Some(now + self.rtt.rto().min(MAX_INITIAL_INTERVAL));
         Some(self.transmit(self.remote, datagram))
     }
 
@@ -989,6 +1030,7 @@ impl Session {
         let close_ready =
             self.state == State::Closing && self.close_pending && self.send.all_acked();
         let want_eliciting = open
+            && self.confirmed
             && window_open
             && (self.ping_pending || close_ready || self.send.has_sendable(self.peer_max_offset));
         if !ack_due && !want_eliciting && !self.close_ack_pending {
@@ -1118,6 +1160,6 @@ mod tests {
                 reason: CloseReason::HandshakeTimeout
             })
         );
-        assert_eq!(now, t0 + Duration::from_secs(20));
+        assert_eq!(now, t0 + Duration::from_secs(30));
     }
 }
