@@ -322,8 +322,7 @@ mod tests {
         let mut l = listener(t0);
         let peer: SocketAddr = "203.0.113.5:40000".parse().unwrap();
         let mut data = Vec::new();
-        wire::encode_data_header(&mut data, 77, 0);
-        data.extend_from_slice(&[3; 20]); // pings
+        wire::encode_data(&mut data, 77, 0, &[3; 20]); // pings
         let Incoming::Reply(t) = l.handle(t0, peer, &data) else {
             panic!()
         };
@@ -336,7 +335,7 @@ mod tests {
             })
         );
         let mut tiny = Vec::new();
-        wire::encode_data_header(&mut tiny, 77, 0);
+        wire::encode_data(&mut tiny, 77, 0, &[]);
         assert!(matches!(
             l.handle(t0, peer, &tiny),
             Incoming::Drop(DropReason::UnknownSession)
@@ -348,7 +347,7 @@ mod tests {
         assert_eq!(route(b"NICK a\r\n"), Route::Plain);
         assert_eq!(route(&initial(1, &[])), Route::Listener);
         let mut data = Vec::new();
-        wire::encode_data_header(&mut data, 9, 0);
+        wire::encode_data(&mut data, 9, 0, &[]);
         assert_eq!(route(&data), Route::Session(9));
         assert_eq!(route(&[]), Route::Plain);
     }

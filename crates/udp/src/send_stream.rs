@@ -109,6 +109,27 @@ impl SendStream {
         self.lost.is_empty() && self.next_new < self.end() && self.next_new >= limit
     }
 
+    /// True when some bytes wait to be resent.
+    pub(crate) fn has_lost(&self) -> bool {
+        !self.lost.is_empty()
+    }
+
+    /// True when some sent bytes are not yet acknowledged (cumulatively or selectively).
+    pub(crate) fn has_unacked_sent(&self) -> bool {
+        self.base < self.next_new
+    }
+
+    /// Forgets the selective acknowledgements and queues everything sent but not
+    /// cumulatively acknowledged again. TCP does this after a timeout (RFC 2018: SACKed
+    /// data may be "reneged"); here it is the way out if the peer acknowledged a packet
+    /// number whose bytes it never kept (a forged or damaged copy arrived first).
+    pub(crate) fn renege(&mut self) {
+        self.acked = RangeSet::new();
+        if self.base < self.next_new {
+            self.lost.insert(self.base..self.next_new);
+        }
+    }
+
     /// True when every byte ever queued has been acknowledged.
     pub(crate) fn all_acked(&self) -> bool {
         self.buf.is_empty()
@@ -148,8 +169,10 @@ impl SendStream {
         self.buf.range(from..to).copied().collect()
     }
 
-    /// Marks `r` acknowledged (clipped to what was actually sent) and frees the buffer
-    /// below the lowest unacknowledged byte.
+    /// Marks `r` selectively acknowledged (its packet was acknowledged): it will not be
+    /// resent on loss. The bytes stay buffered until the cumulative acknowledgement
+    /// covers them (RFC 2018's rule), because a selective acknowledgement can be wrong:
+    /// see [`SendStream::renege`].
     pub(crate) fn on_acked(&mut self, r: Range<u64>) {
         let r = r.start.max(self.base)..r.end.min(self.next_new);
         if r.start >= r.end {
@@ -157,20 +180,21 @@ impl SendStream {
         }
         self.acked.insert(r.clone());
         self.lost.remove(r);
-        if let Some(first) = self.acked.first() {
-            if first.start <= self.base {
-                let n = usize::try_from(first.end - self.base).unwrap_or(usize::MAX);
-                let n = n.min(self.buf.len());
-                self.buf.drain(..n);
-                self.base += n as u64;
-                self.acked.remove(0..self.base);
-            }
-        }
     }
 
-    /// Everything below `offset` was received by the peer (its cumulative ack).
+    /// Everything below `offset` was received by the peer (its cumulative ack): free it.
     pub(crate) fn ack_below(&mut self, offset: u64) {
-        self.on_acked(self.base..offset);
+        let offset = offset.min(self.next_new);
+        if offset <= self.base {
+            return;
+        }
+        let n = usize::try_from(offset - self.base)
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
+        self.buf.drain(..n);
+        self.base += n as u64;
+        self.acked.remove(0..self.base);
+        self.lost.remove(0..self.base);
     }
 
     /// `r` was sent in a packet now declared lost: queue what of it is unacknowledged.
@@ -215,15 +239,34 @@ mod tests {
         s.next_chunk(10, u64::MAX).unwrap(); // 0..10
         s.next_chunk(10, u64::MAX).unwrap(); // 10..20
         s.on_acked(10..20);
-        s.on_lost(0..10);
+        s.on_lost(0..20);
         let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
-        assert_eq!((o, d.len()), (0, 10));
+        assert_eq!(
+            (o, d.len()),
+            (0, 10),
+            "selectively acknowledged bytes are not resent"
+        );
         let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
         assert_eq!((o, d.len()), (20, 2));
         s.on_acked(0..10);
-        assert_eq!(s.buffered(), 2);
+        assert_eq!(s.buffered(), 22, "only the cumulative ack frees the buffer");
+        s.ack_below(10);
+        assert_eq!(s.buffered(), 12);
         s.ack_below(22);
         assert!(s.all_acked());
+    }
+
+    #[test]
+    fn reneging_resends_everything_not_cumulatively_acknowledged() {
+        let mut s = SendStream::new(1000);
+        s.push_line(&[1; 30]).unwrap(); // 32 bytes
+        s.next_chunk(100, u64::MAX).unwrap();
+        s.on_acked(10..32);
+        assert!(s.has_unacked_sent());
+        assert!(!s.has_sendable(u64::MAX));
+        s.renege();
+        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        assert_eq!((o, d.len()), (0, 32));
     }
 
     #[test]

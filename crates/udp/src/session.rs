@@ -40,8 +40,8 @@ use crate::rtt::{RttEstimator, GRANULARITY};
 use crate::send_stream::{SendError, SendStream};
 use crate::stats::Stats;
 use crate::wire::{
-    self, encode_data_header, AckFrame, Frame, Packet, MAX_DATAGRAM_SIZE, STREAM_FRAME_OVERHEAD,
-    VERSION,
+    self, encode_data, AckFrame, Frame, Packet, DATA_HEADER_LEN, MAX_DATAGRAM_SIZE,
+    STREAM_FRAME_OVERHEAD, VERSION,
 };
 
 /// Which end of the session this is.
@@ -851,9 +851,14 @@ impl Session {
         self.rtt.on_timeout();
         let lost = self.recovery.declare_all_lost();
         if lost.is_empty() {
-            // Nothing in flight: the timer was the persist timer (new data blocked by the
-            // peer's window). Probe, so the peer's ACK brings its current window.
-            if self.send.blocked_by_flow_control(self.peer_max_offset) {
+            if self.send.has_unacked_sent() && !self.send.has_lost() {
+                // Every packet was acknowledged, yet the peer's cumulative offset has not
+                // caught up: it acknowledged bytes it does not have. Send them again.
+                self.stats.reneges += 1;
+                self.send.renege();
+            } else if self.send.blocked_by_flow_control(self.peer_max_offset) {
+                // The persist timer: new data waits for the peer's window. Probe, so the
+                // peer's ACK brings its current window.
                 self.ping_pending = true;
             }
             return;
@@ -887,12 +892,14 @@ impl Session {
     }
 
     /// RFC 6298 §5.1–5.2: the timer runs while ack-eliciting packets are in flight (and,
-    /// as TCP's persist timer, while new data waits only for the peer's window).
+    /// as TCP's persist timer, while new data waits only for the peer's window, or while
+    /// sent bytes wait for a cumulative acknowledgement that nothing in flight will bring).
     fn update_rto_timer(&mut self, now: Instant) {
         let needed = match self.state {
             State::Established | State::Closing => {
                 self.recovery.in_flight() > 0
                     || self.send.blocked_by_flow_control(self.peer_max_offset)
+                    || self.send.has_unacked_sent()
             }
             _ => false,
         };
@@ -1037,9 +1044,10 @@ impl Session {
             return None;
         }
 
-        let mut buf = Vec::with_capacity(MAX_DATAGRAM_SIZE);
+        // Frames go into `buf`; the header is put around them at the end.
+        let limit = MAX_DATAGRAM_SIZE - DATA_HEADER_LEN;
+        let mut buf = Vec::with_capacity(limit);
         let pn = self.next_pn;
-        encode_data_header(&mut buf, session_id, pn);
         let mut wrote_ack = false;
         if open && self.acks.has_received() {
             let max_offset = self.recv.max_offset();
@@ -1067,8 +1075,7 @@ impl Session {
                 sent.ping = true;
             }
             let retransmit_floor = self.send_floor_hint();
-            while let Some(room) = MAX_DATAGRAM_SIZE.checked_sub(buf.len() + STREAM_FRAME_OVERHEAD)
-            {
+            while let Some(room) = limit.checked_sub(buf.len() + STREAM_FRAME_OVERHEAD) {
                 if room == 0 {
                     break;
                 }
@@ -1089,7 +1096,7 @@ impl Session {
             if self.state == State::Closing
                 && self.close_pending
                 && self.send.all_acked()
-                && buf.len() + close_len <= MAX_DATAGRAM_SIZE
+                && buf.len() + close_len <= limit
             {
                 Frame::Close {
                     code: 0,
@@ -1112,7 +1119,9 @@ impl Session {
             }
         }
         self.next_pn += 1;
-        Some(self.transmit(self.remote, buf))
+        let mut datagram = Vec::with_capacity(DATA_HEADER_LEN + buf.len());
+        encode_data(&mut datagram, session_id, pn, &buf);
+        Some(self.transmit(self.remote, datagram))
     }
 
     /// Offsets below this have been sent before, so sending them again is a

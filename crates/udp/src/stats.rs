@@ -37,6 +37,9 @@ pub struct Stats {
     pub bytes_retransmitted: u64,
     /// Retransmission timer expirations.
     pub rto_expirations: u64,
+    /// Times selectively acknowledged bytes were sent again because the peer's cumulative
+    /// acknowledgement never caught up (see `docs/udp.md`, "Reneging").
+    pub reneges: u64,
     /// Lines accepted by `send_line`.
     pub lines_sent: u64,
     /// Lines returned by `poll_line`.

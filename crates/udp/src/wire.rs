@@ -37,8 +37,11 @@ pub const MAX_TOKEN_LEN: usize = 64;
 /// Stream offsets stay below 2^62 so that `offset + len` can never overflow anywhere.
 pub const MAX_STREAM_OFFSET: u64 = 1 << 62;
 
-/// Bytes in a Data packet before its frames: type, session id, packet number.
-pub const DATA_HEADER_LEN: usize = 1 + 8 + 8;
+/// Bytes in a Data packet before its frames: type, session id, packet number, payload
+/// length. The length makes a truncated (or padded) datagram malformed instead of a
+/// shorter valid packet: without it, a copy cut at a frame boundary would be taken for
+/// the real packet, whose packet number would then make the real one a duplicate.
+pub const DATA_HEADER_LEN: usize = 1 + 8 + 8 + 2;
 
 /// Bytes in a STREAM frame before its data: type, offset, length.
 pub const STREAM_FRAME_OVERHEAD: usize = 1 + 8 + 2;
@@ -386,7 +389,10 @@ pub fn decode(datagram: &[u8]) -> Result<Packet<'_>, DecodeError> {
         PacketType::Data => {
             let session_id = r.u64("session id")?;
             let packet_number = r.u64("packet number")?;
-            let frames = decode_frames(&mut r)?;
+            let len = r.u16("payload length")?;
+            let payload = r.take(usize::from(len), "payload")?;
+            r.finish()?;
+            let frames = decode_frames(&mut Reader { buf: payload })?;
             Ok(Packet::Data {
                 session_id,
                 packet_number,
@@ -535,10 +541,11 @@ impl Packet<'_> {
                 packet_number,
                 frames,
             } => {
-                encode_data_header(out, *session_id, *packet_number);
+                let mut payload = Vec::new();
                 for f in frames {
-                    f.encode(out);
+                    f.encode(&mut payload);
                 }
+                encode_data(out, *session_id, *packet_number, &payload);
             }
             Packet::PathChallenge { session_id, token } => {
                 out.push(PacketType::PathChallenge as u8);
@@ -566,12 +573,15 @@ impl Packet<'_> {
     }
 }
 
-/// Writes a Data packet's header; frames follow. Split out so the session can build a
-/// packet frame by frame while watching the size.
-pub fn encode_data_header(out: &mut Vec<u8>, session_id: u64, packet_number: u64) {
+/// Writes a Data packet around already-encoded frames (`payload`, at most 65535 bytes;
+/// more is cut). Split out so the session can build the frames while watching the size.
+pub fn encode_data(out: &mut Vec<u8>, session_id: u64, packet_number: u64, payload: &[u8]) {
+    let payload = payload.get(..usize::from(u16::MAX)).unwrap_or(payload);
     out.push(PacketType::Data as u8);
     out.extend_from_slice(&session_id.to_be_bytes());
     out.extend_from_slice(&packet_number.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    out.extend_from_slice(payload);
 }
 
 impl Frame<'_> {
@@ -715,10 +725,13 @@ mod tests {
         for cut in 0..DATA_HEADER_LEN {
             assert!(decode(&data[..cut]).is_err());
         }
-        assert_eq!(
-            decode(&data[..DATA_HEADER_LEN + 3]),
-            Err(DecodeError::Truncated("ack cumulative offset"))
-        );
+        // Cut anywhere, even at a frame boundary, a Data packet is malformed.
+        for cut in DATA_HEADER_LEN..data.len() {
+            assert_eq!(decode(&data[..cut]), Err(DecodeError::Truncated("payload")));
+        }
+        let mut padded = data.clone();
+        padded.push(0);
+        assert_eq!(decode(&padded), Err(DecodeError::TrailingBytes));
     }
 
     #[test]
@@ -735,8 +748,8 @@ mod tests {
 
     #[test]
     fn ack_ranges_must_descend_without_touching() {
-        let mut bytes = Vec::new();
-        encode_data_header(&mut bytes, 1, 1);
+        let mut payload = Vec::new();
+        let bytes = &mut payload;
         bytes.push(frame_type::ACK);
         bytes.extend_from_slice(&0u64.to_be_bytes());
         bytes.extend_from_slice(&0u64.to_be_bytes());
@@ -745,7 +758,9 @@ mod tests {
         for v in [5u64, 8, 9, 12] {
             bytes.extend_from_slice(&v.to_be_bytes());
         }
-        assert_eq!(decode(&bytes), Err(DecodeError::BadAckRanges));
+        let mut packet = Vec::new();
+        encode_data(&mut packet, 1, 1, &payload);
+        assert_eq!(decode(&packet), Err(DecodeError::BadAckRanges));
     }
 
     #[test]

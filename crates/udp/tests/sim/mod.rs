@@ -145,6 +145,8 @@ pub struct Sim {
     pub server_received_from: HashMap<SocketAddr, u64>,
     /// Datagrams the simulated network dropped.
     pub dropped: u64,
+    /// When set, every datagram put on the wire is also recorded here.
+    pub log: Option<Vec<Vec<u8>>>,
     /// Datagrams delivered to addresses nobody listens at: (from, to, bytes).
     pub stray: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     pub steps: u64,
@@ -184,6 +186,7 @@ impl Sim {
             server_sent: Vec::new(),
             server_received_from: HashMap::new(),
             dropped: 0,
+            log: None,
             stray: Vec::new(),
             steps: 0,
             queue: BinaryHeap::new(),
@@ -198,6 +201,9 @@ impl Sim {
 
     /// Puts a datagram on the wire, subject to the link's faults.
     pub fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        if let Some(log) = &mut self.log {
+            log.push(bytes.clone());
+        }
         let copies = if self.rng.chance(self.link.duplicate) {
             2
         } else {
@@ -228,9 +234,10 @@ impl Sim {
         });
     }
 
-    /// Drains every endpoint's outgoing datagrams onto the wire.
+    /// Drains every endpoint's outgoing datagrams onto the wire, checking on every
+    /// datagram that a packet joining those in flight found the send window open.
     pub fn flush(&mut self) {
-        while let Some(t) = self.client.poll_transmit(self.now) {
+        while let Some(t) = transmit_within_window(&mut self.client, self.now) {
             let from = self.client_addr;
             self.send(from, t.to, t.datagram);
         }
@@ -239,7 +246,7 @@ impl Sim {
             while let Some(t) = self
                 .sessions
                 .get_mut(&id)
-                .and_then(|s| s.poll_transmit(self.now))
+                .and_then(|s| transmit_within_window(s, self.now))
             {
                 self.server_sent.push(Sent {
                     to: t.to,
@@ -358,6 +365,20 @@ impl Sim {
     pub fn elapsed(&self) -> Duration {
         self.now - self.t0
     }
+}
+
+/// `poll_transmit`, asserting the send-window invariant: a datagram that adds a packet
+/// to those in flight was sent while fewer than a window's worth were in flight.
+fn transmit_within_window(s: &mut Session, now: Instant) -> Option<natter_udp::Transmit> {
+    let (in_flight, window) = (s.in_flight(), s.window());
+    let t = s.poll_transmit(now)?;
+    if s.in_flight() > in_flight {
+        assert!(
+            in_flight < window,
+            "sent with {in_flight} in flight and a window of {window}"
+        );
+    }
+    Some(t)
 }
 
 /// Line `i` of a conversation; every 97th is long enough to span several datagrams.
