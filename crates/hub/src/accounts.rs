@@ -113,8 +113,8 @@ impl Hub {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.sasl = Some(SaslExchange::default());
             }
-            let line = server_line(None, "AUTHENTICATE", &["+"]);
-            self.send(out, id, line);
+            // Written bare: SASL clients match `AUTHENTICATE +` literally.
+            self.send(out, id, bytes::Bytes::from_static(b"AUTHENTICATE +\r\n"));
             return;
         };
         if arg != "+" {
