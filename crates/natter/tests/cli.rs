@@ -1,0 +1,205 @@
+//! The `natter` binary as an operator meets it: it starts, says where it listens,
+//! serves, stops cleanly on SIGTERM, and its tools print what they promise.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn natter() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
+    command.env_remove("RUST_LOG").env_remove("NATTER_CONFIG");
+    command
+}
+
+/// Kills the server if a test fails before stopping it.
+struct Running(Option<Child>);
+
+impl Running {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("still running")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Lines of a stream, read on a thread so that every wait can be bounded.
+fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(lines: &mpsc::Receiver<String>, what: &str, want: impl Fn(&str) -> bool) -> String {
+    loop {
+        match lines.recv_timeout(WAIT) {
+            Ok(line) if want(&line) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no {what} within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn serve_logs_its_address_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let child = natter()
+        .args(["serve", "--listen", "tcp://127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natter starts");
+    let mut server = Running(Some(child));
+    let stderr = lines_of(server.child().stderr.take().expect("stderr piped"));
+
+    let listening = wait_for(&stderr, "listening line", |l| l.contains("listening on "));
+    let url = listening
+        .rsplit("listening on ")
+        .next()
+        .expect("a URL follows");
+    let addr: SocketAddr = url
+        .strip_prefix("tcp://")
+        .expect("a tcp URL")
+        .parse()
+        .expect("a socket address");
+    assert_ne!(addr.port(), 0, "the real port is logged");
+    assert!(data.is_dir(), "the data directory is created");
+
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    writer
+        .write_all(b"NICK zed\r\nUSER zed 0 * :Zed\r\n")
+        .expect("send");
+    let replies = lines_of(stream);
+    wait_for(&replies, "001", |l| l.contains(" 001 zed "));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child().id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    wait_for(&replies, "ERROR", |l| l == "ERROR :Server shutting down");
+    wait_for(&stderr, "shutdown log", |l| l.contains("shutdown complete"));
+
+    let (tx, rx) = mpsc::channel();
+    let mut child = server.0.take().expect("still running");
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let exit = rx
+        .recv_timeout(WAIT)
+        .expect("natter exits in time")
+        .expect("wait works");
+    assert!(exit.success(), "{exit}");
+}
+
+#[test]
+fn a_bad_listen_url_stops_the_server_with_a_helpful_message() {
+    let output = natter()
+        .args(["serve", "--listen", "foo://x"])
+        .output()
+        .expect("natter runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unsupported scheme 'foo'"), "{stderr}");
+    assert!(stderr.contains("tcp://"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_config_key_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.toml");
+    std::fs::write(&path, "[limits]\nflood_brust = 3\n").expect("write config");
+    let output = natter()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("natter runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("flood_brust"), "{stderr}");
+    assert!(stderr.contains("natter.toml"), "{stderr}");
+}
+
+#[test]
+fn hash_password_prints_a_hash_that_verifies() {
+    let mut child = natter()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natter runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(b"correct horse\n")
+        .expect("write password");
+    let output = child.wait_with_output().expect("natter exits");
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).expect("utf-8");
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(natter_server::password::verify_password(
+        "correct horse",
+        hash
+    ));
+    assert!(!natter_server::password::verify_password(
+        "correct horse\n",
+        hash
+    ));
+}
+
+#[test]
+fn config_example_is_a_valid_configuration() {
+    let output = natter()
+        .arg("config-example")
+        .output()
+        .expect("natter runs");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let config = natter_server::ServerConfig::from_toml(&text).expect("parses");
+    assert_eq!(config, natter_server::ServerConfig::default());
+}
+
+#[test]
+fn print_config_shows_flags_merged_over_defaults() {
+    let output = natter()
+        .args([
+            "serve",
+            "--print-config",
+            "--listen",
+            "unix:///tmp/natter-x.sock",
+            "--flood-burst",
+            "0",
+        ])
+        .output()
+        .expect("natter runs");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let config = natter_server::ServerConfig::from_toml(&text).expect("parses");
+    assert_eq!(config.listen[0].to_string(), "unix:///tmp/natter-x.sock");
+    assert_eq!(config.limits.flood_burst, 0);
+}

@@ -1,0 +1,343 @@
+//! One client connection: a reader task that frames, parses and paces incoming lines,
+//! and a writer task that drains the outgoing queue in as few writes as it can.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use natter_hub::{ClientId, ClientInfo};
+use natter_proto::{FramedLine, LineFramer, Message, ParseError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::timeout;
+
+use crate::conn_limit::ConnectionPermit;
+use crate::event::Event;
+use crate::send_queue::{send_queue, Outgoing, StopSignal};
+use crate::token_bucket::TokenBucket;
+use crate::tracker::{Tracked, Tracker};
+
+/// Room reserved in the read buffer before each read: large enough that a busy
+/// client's lines come in a few reads, small enough to cost little per idle client.
+const READ_CHUNK: usize = 4096;
+
+/// The writer copies queued lines into one buffer up to this size, so that a burst of
+/// lines costs one system call instead of one per line.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// A coalescing buffer that grew past this is freed after use, so that one burst does
+/// not pin memory on a connection that is idle afterwards.
+const KEEP_BUFFER_BYTES: usize = 16 * 1024;
+
+/// A peer that accepts no data for this long is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// After closing, input is read and dropped for at most this long: closing a socket
+/// with unread input makes the kernel send a reset, which can destroy the final
+/// `ERROR` line before the peer reads it.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// What every connection task needs from the server, shared by the accept loops.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) sendq_bytes: usize,
+    pub(crate) flood_burst: u32,
+    pub(crate) flood_rate_per_sec: f64,
+    /// Writers still running, which shutdown waits for.
+    pub(crate) writers: Tracker,
+}
+
+/// Why the reader stopped.
+enum ReadEnd {
+    /// The peer closed or the read failed: the hub must be told, with this reason.
+    Peer(String),
+    /// The writer ended or the hub task dropped the client: nothing to tell.
+    Stopped,
+}
+
+/// Runs a connection to its end: registers it with the hub, reads until the peer
+/// leaves or the server closes it, and tells the hub why it ended.
+pub(crate) async fn serve<R, W>(
+    id: ClientId,
+    info: ClientInfo,
+    mut reader: R,
+    writer: W,
+    context: Arc<Context>,
+    permit: ConnectionPermit,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (queue, outgoing, stop) = send_queue(context.sendq_bytes);
+    let mut stopped = stop.subscribe();
+    let writer_task = tokio::spawn(write_loop(writer, outgoing, stop, context.writers.track()));
+    let host = info.host.clone();
+    if context
+        .events
+        .send(Event::Connected { id, info, queue })
+        .await
+        .is_err()
+    {
+        // The hub task is gone (the server is stopping); the queue went with the
+        // event, so the writer ends by itself.
+        return;
+    }
+    tracing::debug!(client = id.0, %host, "connected");
+
+    let mut reason = match read_loop(id, &mut reader, &context, &mut stopped).await {
+        ReadEnd::Peer(reason) => Some(reason),
+        ReadEnd::Stopped => None,
+    };
+    let closed_by_server = reason.is_none();
+    if let Some(reason) = &reason {
+        // The hub forgets the client and drops its queue, which ends the writer.
+        let _ = context
+            .events
+            .send(Event::Disconnected(id, reason.clone()))
+            .await;
+    }
+    match writer_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let why = format!("Write error: {e}");
+            if reason.is_none() {
+                let _ = context
+                    .events
+                    .send(Event::Disconnected(id, why.clone()))
+                    .await;
+            }
+            reason.get_or_insert(why);
+        }
+        Err(e) => {
+            tracing::error!(client = id.0, "connection writer failed: {e}");
+            if reason.is_none() {
+                let _ = context
+                    .events
+                    .send(Event::Disconnected(id, "Internal error".into()))
+                    .await;
+            }
+        }
+    }
+    if closed_by_server {
+        linger(&mut reader).await;
+    }
+    tracing::debug!(
+        client = id.0,
+        reason = reason.as_deref().unwrap_or("closed by server"),
+        "disconnected"
+    );
+    drop(permit);
+}
+
+/// Reads lines and hands them to the hub, pausing when the client outruns its flood
+/// budget. While paused nothing is read, so the client's own socket buffers fill and
+/// it slows down: flood control costs the server no memory.
+async fn read_loop<R: AsyncRead + Unpin>(
+    id: ClientId,
+    reader: &mut R,
+    context: &Context,
+    stopped: &mut watch::Receiver<bool>,
+) -> ReadEnd {
+    let mut framer = LineFramer::default();
+    let mut bucket = TokenBucket::new(
+        context.flood_burst,
+        context.flood_rate_per_sec,
+        tokio::time::Instant::now().into_std(),
+    );
+    loop {
+        while let Some(framed) = framer.next_line() {
+            if let Some(bucket) = bucket.as_mut() {
+                while let Some(wait) = bucket.admit(tokio::time::Instant::now().into_std()) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stopped.wait_for(|stop| *stop) => return ReadEnd::Stopped,
+                    }
+                }
+            }
+            let event = match framed {
+                FramedLine::Line(line) => match Message::parse(&line) {
+                    Ok(message) => Event::Line(id, message),
+                    Err(ParseError::Empty) => continue,
+                    Err(error) => Event::BadLine(id, error),
+                },
+                FramedLine::TooLong => Event::BadLine(id, ParseError::BodyTooLong),
+            };
+            if context.events.send(event).await.is_err() {
+                return ReadEnd::Stopped;
+            }
+        }
+        framer.buffer_mut().reserve(READ_CHUNK);
+        let read = tokio::select! {
+            read = reader.read_buf(framer.buffer_mut()) => read,
+            _ = stopped.wait_for(|stop| *stop) => return ReadEnd::Stopped,
+        };
+        match read {
+            Ok(0) => return ReadEnd::Peer("Connection closed".into()),
+            Ok(_) => {}
+            Err(e) => return ReadEnd::Peer(format!("Read error: {e}")),
+        }
+    }
+}
+
+/// Writes queued lines until the queue is closed (then closes the socket gracefully)
+/// or the stop signal is raised (then stops at once). Raises the stop signal when it
+/// ends, which stops the reader.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut outgoing: Outgoing,
+    stop: StopSignal,
+    _running: Tracked,
+) -> io::Result<()> {
+    let mut stopped = stop.subscribe();
+    let result = tokio::select! {
+        biased;
+        _ = stopped.wait_for(|stop| *stop) => Ok(()),
+        result = drain(&mut writer, &mut outgoing) => result,
+    };
+    stop.send_replace(true);
+    result
+}
+
+/// The writer's work, without the stop signal.
+async fn drain<W: AsyncWrite + Unpin>(writer: &mut W, outgoing: &mut Outgoing) -> io::Result<()> {
+    let mut buf = BytesMut::new();
+    while let Some(first) = outgoing.lines.recv().await {
+        let written = match outgoing.lines.try_recv() {
+            // The common case of a quiet connection: one line, written as it is.
+            Err(_) => {
+                write_bounded(writer, &first).await?;
+                first.len()
+            }
+            Ok(second) => {
+                buf.clear();
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&second);
+                while buf.len() < COALESCE_BYTES {
+                    match outgoing.lines.try_recv() {
+                        Ok(line) => buf.extend_from_slice(&line),
+                        Err(_) => break,
+                    }
+                }
+                write_bounded(writer, &buf).await?;
+                let written = buf.len();
+                if buf.capacity() > KEEP_BUFFER_BYTES {
+                    buf = BytesMut::new();
+                }
+                written
+            }
+        };
+        outgoing.written(written);
+    }
+    match timeout(WRITE_TIMEOUT, writer.shutdown()).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out()),
+    }
+}
+
+async fn write_bounded<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> io::Result<()> {
+    match timeout(WRITE_TIMEOUT, writer.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out()),
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "peer accepted no data for {} seconds",
+            WRITE_TIMEOUT.as_secs()
+        ),
+    )
+}
+
+/// Reads and drops input until the peer closes, for at most [`LINGER`].
+pub(crate) async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    let mut scratch = vec![0u8; 1024];
+    let _ = timeout(LINGER, async {
+        while let Ok(n) = reader.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Turns away a connection that is over a limit: sends `ERROR :<message>` and closes.
+pub(crate) async fn refuse<R, W>(mut reader: R, mut writer: W, message: &str)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let line = format!("ERROR :{message}\r\n");
+    let sent = timeout(Duration::from_secs(5), async {
+        writer.write_all(line.as_bytes()).await?;
+        writer.shutdown().await
+    })
+    .await;
+    if matches!(sent, Ok(Ok(()))) {
+        linger(&mut reader).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn the_writer_coalesces_queued_lines_and_closes_after_the_last() {
+        let (queue, outgoing, stop) = send_queue(1 << 20);
+        for i in 0..100 {
+            queue
+                .push(Bytes::from(format!("line {i}\r\n")))
+                .expect("within budget");
+        }
+        drop(queue);
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let writer = tokio::spawn(write_loop(
+            server,
+            outgoing,
+            Arc::clone(&stop),
+            Tracker::default().track(),
+        ));
+        let mut received = String::new();
+        let mut client = client;
+        timeout(Duration::from_secs(5), client.read_to_string(&mut received))
+            .await
+            .expect("the writer closes in time")
+            .expect("read");
+        assert_eq!(received.lines().count(), 100);
+        assert!(received.ends_with("line 99\r\n"));
+        writer.await.expect("no panic").expect("no error");
+        assert!(
+            *stop.subscribe().borrow(),
+            "the writer raises stop when done"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_killed_writer_stops_without_flushing() {
+        let (queue, outgoing, stop) = send_queue(1 << 20);
+        // A peer that never reads: the writer blocks on a full pipe.
+        let (_client, server) = tokio::io::duplex(16);
+        queue
+            .push(Bytes::from(vec![b'x'; 1024]))
+            .expect("within budget");
+        let writer = tokio::spawn(write_loop(
+            server,
+            outgoing,
+            stop,
+            Tracker::default().track(),
+        ));
+        queue.kill();
+        timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("a killed writer ends at once")
+            .expect("no panic")
+            .expect("no error");
+    }
+}

@@ -1,0 +1,42 @@
+//! What connection tasks, the clock and the shutdown path tell the hub task.
+
+use natter_hub::{ClientId, ClientInfo};
+use natter_proto::{Message, ParseError};
+
+use crate::send_queue::SendQueue;
+
+/// One input for the hub. Lines arrive parsed: parsing happens on the connection
+/// tasks, in parallel, so the single hub task only does the chat logic.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A connection was admitted; lines for it go into `queue`.
+    Connected {
+        id: ClientId,
+        info: ClientInfo,
+        queue: SendQueue,
+    },
+    Line(ClientId, Message),
+    /// A line that could not be parsed, or was too long to frame.
+    BadLine(ClientId, ParseError),
+    /// The peer went away, or writing to it failed; `reason` is its quit message.
+    Disconnected(ClientId, String),
+    /// A password check asked for by the hub finished.
+    PasswordChecked {
+        ticket: u64,
+        ok: bool,
+    },
+    /// The store finished a job the hub asked for.
+    StoreDone {
+        ticket: u64,
+        outcome: natter_hub::StoreOutcome,
+    },
+    /// A password was hashed for a new account (`None`: hashing failed).
+    PasswordHashed {
+        ticket: u64,
+        hash: Option<String>,
+    },
+    /// A second passed.
+    Tick,
+    /// The server is stopping: tell every client and close.
+    Shutdown,
+}

@@ -1,0 +1,199 @@
+//! The one task that owns the hub: it turns events into hub calls and carries out
+//! what the hub puts in its outbox. Being the only owner, it needs no lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natter_hub::{ClientId, Effect, Hub, Now, Outbox};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::event::Event;
+use crate::send_queue::SendQueue;
+use crate::store_worker::StoreRequest;
+
+/// Events taken per wakeup: under load the task handles many events per trip
+/// through the scheduler; when idle it handles each as it comes.
+const EVENT_BATCH: usize = 256;
+
+/// The quit reason of a client dropped because it does not read what it is sent.
+const SENDQ_EXCEEDED: &str = "SendQ exceeded";
+
+pub(crate) struct HubTask {
+    hub: Hub,
+    queues: HashMap<ClientId, SendQueue>,
+    out: Outbox,
+    /// Clients whose queue overflowed while the outbox was being carried out.
+    overflowed: Vec<ClientId>,
+    /// For password checks to report back.
+    events: mpsc::Sender<Event>,
+    /// Bounds how many Argon2 checks run at once: each takes tens of milliseconds and
+    /// megabytes of memory, and OPER attempts must not starve the blocking pool.
+    password_slots: Arc<Semaphore>,
+    /// The store thread's inbox.
+    store: std::sync::mpsc::Sender<StoreRequest>,
+}
+
+impl HubTask {
+    pub(crate) fn new(
+        hub: Hub,
+        events: mpsc::Sender<Event>,
+        store: std::sync::mpsc::Sender<StoreRequest>,
+    ) -> HubTask {
+        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+        HubTask {
+            hub,
+            queues: HashMap::new(),
+            out: Outbox::new(),
+            overflowed: Vec::new(),
+            events,
+            password_slots: Arc::new(Semaphore::new(parallel)),
+            store,
+        }
+    }
+
+    /// Handles events until [`Event::Shutdown`].
+    pub(crate) async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        let mut batch = Vec::with_capacity(EVENT_BATCH);
+        while events.recv_many(&mut batch, EVENT_BATCH).await > 0 {
+            let now = Now::system();
+            for event in batch.drain(..) {
+                if !self.handle(event, now) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles one event; `false` once the server has shut down.
+    fn handle(&mut self, event: Event, now: Now) -> bool {
+        match event {
+            Event::Connected { id, info, queue } => {
+                self.queues.insert(id, queue);
+                self.hub.connect(id, info, now, &mut self.out);
+            }
+            Event::Line(id, message) => self.hub.line(id, message, now, &mut self.out),
+            Event::BadLine(id, error) => self.hub.bad_line(id, error, now, &mut self.out),
+            Event::Disconnected(id, reason) => {
+                self.hub.disconnect(id, &reason, now, &mut self.out);
+                self.carry_out(now);
+                // Dropping the queue ends the writer once it has sent what is queued.
+                self.queues.remove(&id);
+                return true;
+            }
+            Event::PasswordChecked { ticket, ok } => {
+                self.hub.password_checked(ticket, ok, now, &mut self.out);
+            }
+            Event::StoreDone { ticket, outcome } => {
+                self.hub.store_done(ticket, outcome, now, &mut self.out);
+            }
+            Event::PasswordHashed { ticket, hash } => {
+                self.hub.password_hashed(ticket, hash, now, &mut self.out);
+            }
+            Event::Tick => self.hub.tick(now, &mut self.out),
+            Event::Shutdown => {
+                self.hub.shutdown(now, &mut self.out);
+                self.carry_out(now);
+                self.queues.clear();
+                return false;
+            }
+        }
+        self.carry_out(now);
+        true
+    }
+
+    /// Delivers the outbox's lines, then carries out its effects. A client whose queue
+    /// overflows is dropped at once, and the hub is told, which may deliver more lines
+    /// (its QUIT to the rooms it was in): hence the loop.
+    fn carry_out(&mut self, now: Now) {
+        loop {
+            for (id, line) in self.out.deliveries.drain(..) {
+                let Some(queue) = self.queues.get(&id) else {
+                    continue;
+                };
+                if queue.push(line).is_err() {
+                    queue.kill();
+                    self.queues.remove(&id);
+                    self.overflowed.push(id);
+                }
+            }
+            for effect in self.out.effects.drain(..) {
+                match effect {
+                    Effect::Close { client } => {
+                        self.queues.remove(&client);
+                    }
+                    Effect::VerifyPassword {
+                        client: _,
+                        ticket,
+                        password,
+                        hash,
+                    } => {
+                        verify_password(&self.events, &self.password_slots, ticket, password, hash)
+                    }
+                    Effect::HashPassword { ticket, password } => {
+                        hash_password(&self.events, &self.password_slots, ticket, password)
+                    }
+                    Effect::Store { ticket, job } => {
+                        if self.store.send(StoreRequest { ticket, job }).is_err() {
+                            tracing::error!("the store thread has stopped; a store job is lost");
+                        }
+                    }
+                }
+            }
+            if self.overflowed.is_empty() {
+                return;
+            }
+            for id in std::mem::take(&mut self.overflowed) {
+                tracing::info!(client = id.0, "dropping client: {SENDQ_EXCEEDED}");
+                self.hub.disconnect(id, SENDQ_EXCEEDED, now, &mut self.out);
+            }
+        }
+    }
+}
+
+/// Checks a password on the blocking pool and reports back as an event.
+fn verify_password(
+    events: &mpsc::Sender<Event>,
+    slots: &Arc<Semaphore>,
+    ticket: u64,
+    password: String,
+    hash: String,
+) {
+    let events = events.clone();
+    let slots = Arc::clone(slots);
+    tokio::spawn(async move {
+        let ok = match slots.acquire_owned().await {
+            Ok(slot) => tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                crate::password::verify_password(&password, &hash)
+            })
+            .await
+            .unwrap_or(false),
+            Err(_) => false,
+        };
+        let _ = events.send(Event::PasswordChecked { ticket, ok }).await;
+    });
+}
+
+/// Hashes a new account's password on the blocking pool and reports back.
+fn hash_password(
+    events: &mpsc::Sender<Event>,
+    slots: &Arc<Semaphore>,
+    ticket: u64,
+    password: String,
+) {
+    let events = events.clone();
+    let slots = Arc::clone(slots);
+    tokio::spawn(async move {
+        let hash = match slots.acquire_owned().await {
+            Ok(slot) => tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                crate::password::hash_password(&password).ok()
+            })
+            .await
+            .ok()
+            .flatten(),
+            Err(_) => None,
+        };
+        let _ = events.send(Event::PasswordHashed { ticket, hash }).await;
+    });
+}

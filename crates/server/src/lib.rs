@@ -1,0 +1,36 @@
+//! natter's runtime: everything around the sans-IO hub that touches sockets, clocks
+//! and signals.
+//!
+//! One task owns the [`natter_hub::Hub`]; connection tasks read, frame and parse
+//! lines in parallel and send them to it as events; the hub task delivers what the hub
+//! emits into one bounded queue per connection, which that connection's writer drains
+//! in coalesced writes. Limits (connections per IP, flood control, send queue) are
+//! enforced here, at the edge, so the hub only sees well-behaved traffic.
+//!
+//! Start a server with [`Server::bind`]; it serves until [`Server::shutdown`] (or a
+//! [`ShutdownHandle`], or a signal with [`Server::run_until_signal`]).
+
+mod config;
+mod conn_limit;
+mod connection;
+mod error;
+mod event;
+mod hub_task;
+mod listen_url;
+mod listener;
+pub mod password;
+mod send_queue;
+mod server;
+mod store_worker;
+mod token_bucket;
+mod tracker;
+
+pub use config::{
+    default_listen, CaseMappingSetting, ConfigError, LimitsConfig, OperConfig, ServerConfig,
+    DEFAULT_MOTD, EXAMPLE_TOML, MIN_SENDQ_BYTES,
+};
+pub use conn_limit::{ConnectionLimiter, ConnectionPermit, Refusal};
+pub use error::StartError;
+pub use listen_url::{Host, ListenUrl, ListenUrlError, DEFAULT_TCP_PORT};
+pub use server::{Server, ShutdownHandle};
+pub use token_bucket::TokenBucket;

@@ -1,0 +1,271 @@
+//! Starting and stopping a server: the public face of this crate, used by the binary
+//! and by tests that run a server in-process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use natter_hub::{Hub, Now};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{default_listen, ServerConfig};
+use crate::conn_limit::ConnectionLimiter;
+use crate::connection::Context;
+use crate::error::StartError;
+use crate::event::Event;
+use crate::hub_task::HubTask;
+use crate::listen_url::ListenUrl;
+use crate::listener::{accept_loop, bind_all, Acceptor};
+use crate::tracker::Tracker;
+
+/// The database file in the data directory.
+pub const DATABASE_FILE: &str = "natter.db";
+/// Events that may wait for the hub task. When it falls behind, connection readers
+/// wait too, which pushes back on the clients instead of growing a queue.
+const EVENT_QUEUE: usize = 8192;
+
+/// How long shutdown waits for writers to deliver the last lines (`ERROR :Server
+/// shutting down`) before giving up on slow peers.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often the hub is told that time passed (for PINGs and timeouts).
+const TICK: Duration = Duration::from_secs(1);
+
+/// Asks a running server to shut down gracefully. Cheap to clone; any clone may ask,
+/// and asking twice is harmless.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    requested: Arc<watch::Sender<bool>>,
+}
+
+impl ShutdownHandle {
+    /// Starts a graceful shutdown: listeners close, every client is sent
+    /// `ERROR :Server shutting down`, writers get a bounded time to flush.
+    pub fn shutdown(&self) {
+        self.requested.send_replace(true);
+    }
+
+    /// Whether shutdown was asked for.
+    pub fn is_requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+}
+
+/// A running server. It serves from the moment [`Server::bind`] returns.
+/// Dropping it starts a shutdown in the background; [`Server::shutdown`] does the
+/// same and waits for it to finish.
+#[derive(Debug)]
+pub struct Server {
+    local_addrs: Vec<ListenUrl>,
+    shutdown: ShutdownHandle,
+    stopped: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Validates `config`, creates the data directory, binds every listener and starts
+    /// serving. Logs `listening on URL` once per listener, with the address really
+    /// bound. Must be called within a tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use natter_server::{Server, ServerConfig};
+    /// let config = ServerConfig {
+    ///     listen: vec!["tcp://127.0.0.1:0".parse()?],
+    ///     data_dir: "/tmp/natter-test".into(),
+    ///     ..ServerConfig::default()
+    /// };
+    /// let server = Server::bind(config).await?;
+    /// let addr = server.tcp_addrs()[0]; // connect here
+    /// server.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
+        config.validate()?;
+        let hub_config = config.hub_config()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let tolerate_missing_ipv6 = config.listen == default_listen();
+        let bound = bind_all(&config.listen, tolerate_missing_ipv6).await?;
+        let local_addrs: Vec<ListenUrl> = bound.iter().map(|b| b.url.clone()).collect();
+        for url in &local_addrs {
+            tracing::info!("listening on {url}");
+        }
+
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let db_path = config.data_dir.join(DATABASE_FILE);
+        let mut store =
+            natter_store::SqliteStore::open(&db_path).map_err(|e| StartError::Store {
+                path: db_path.clone(),
+                message: e.to_string(),
+            })?;
+        let accounts =
+            natter_store::Store::accounts(&mut store).map_err(|e| StartError::Store {
+                path: db_path.clone(),
+                message: e.to_string(),
+            })?;
+        let mut hub = Hub::new(hub_config, Now::system());
+        hub.load_accounts(accounts);
+        let store = crate::store_worker::spawn(Box::new(store), events.clone()).map_err(|e| {
+            StartError::Store {
+                path: db_path.clone(),
+                message: format!("cannot start the store thread: {e}"),
+            }
+        })?;
+        let hub_task = tokio::spawn(HubTask::new(hub, events.clone(), store).run(events_rx));
+
+        let writers = Tracker::default();
+        let limits = &config.limits;
+        let acceptor = Arc::new(Acceptor {
+            context: Arc::new(Context {
+                events: events.clone(),
+                sendq_bytes: limits.sendq_bytes,
+                flood_burst: limits.flood_burst,
+                flood_rate_per_sec: limits.flood_rate_per_sec,
+                writers: writers.clone(),
+            }),
+            limiter: ConnectionLimiter::new(limits.max_connections, limits.connections_per_ip),
+            next_id: AtomicU64::new(1),
+        });
+
+        let (requested, shutdown_rx) = watch::channel(false);
+        let accept_loops: Vec<JoinHandle<()>> = bound
+            .into_iter()
+            .map(|b| tokio::spawn(accept_loop(b, Arc::clone(&acceptor), shutdown_rx.clone())))
+            .collect();
+        drop(acceptor);
+        let ticker = tokio::spawn(tick(events.clone(), shutdown_rx.clone()));
+        let stopped = tokio::spawn(stop_when_asked(
+            shutdown_rx,
+            accept_loops,
+            ticker,
+            events,
+            hub_task,
+            writers,
+        ));
+        Ok(Server {
+            local_addrs,
+            shutdown: ShutdownHandle {
+                requested: Arc::new(requested),
+            },
+            stopped: Some(stopped),
+        })
+    }
+
+    /// Every address listened on, as URLs with the real ports: `tcp://127.0.0.1:40123`,
+    /// `tcp://[::1]:40124`, `unix:///tmp/x/natter.sock`.
+    pub fn local_addrs(&self) -> &[ListenUrl] {
+        &self.local_addrs
+    }
+
+    /// The TCP addresses listened on, in the order of `listen`.
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.local_addrs
+            .iter()
+            .filter_map(ListenUrl::socket_addr)
+            .collect()
+    }
+
+    /// The Unix socket paths listened on.
+    pub fn unix_paths(&self) -> Vec<PathBuf> {
+        self.local_addrs
+            .iter()
+            .filter_map(|u| u.unix_path().map(|p| p.to_owned()))
+            .collect()
+    }
+
+    /// A handle to shut the server down from elsewhere (a signal handler, a test).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the server has shut down (asked by a [`ShutdownHandle`]).
+    pub async fn wait(mut self) {
+        if let Some(stopped) = self.stopped.take() {
+            if let Err(e) = stopped.await {
+                tracing::error!("the shutdown task failed: {e}");
+            }
+        }
+    }
+
+    /// Shuts down gracefully and waits until done.
+    pub async fn shutdown(self) {
+        self.shutdown.shutdown();
+        self.wait().await;
+    }
+
+    /// Serves until SIGINT or SIGTERM (or a [`ShutdownHandle`]), then shuts down
+    /// gracefully. What `natter serve` runs.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut requested = self.shutdown.requested.subscribe();
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+            _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
+            _ = requested.wait_for(|stop| *stop) => {}
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+    }
+}
+
+/// Tells the hub that a second passed, until shutdown.
+async fn tick(events: mpsc::Sender<Event>, mut shutdown: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = interval.tick() => {}
+        }
+        if events.send(Event::Tick).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The shutdown sequence, in order: stop accepting, let the hub tell every client,
+/// give the writers a bounded time to deliver that, done.
+async fn stop_when_asked(
+    mut shutdown: watch::Receiver<bool>,
+    accept_loops: Vec<JoinHandle<()>>,
+    ticker: JoinHandle<()>,
+    events: mpsc::Sender<Event>,
+    hub_task: JoinHandle<()>,
+    writers: Tracker,
+) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    tracing::info!("shutting down: closing listeners and telling clients");
+    for accept_loop in accept_loops {
+        let _ = accept_loop.await;
+    }
+    let _ = ticker.await;
+    let _ = events.send(Event::Shutdown).await;
+    drop(events);
+    if let Err(e) = hub_task.await {
+        tracing::error!("the hub task failed: {e}");
+    }
+    if tokio::time::timeout(FLUSH_TIMEOUT, writers.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some clients did not take their last lines within {} s; closing anyway",
+            FLUSH_TIMEOUT.as_secs()
+        );
+    }
+    tracing::info!("shutdown complete");
+}

@@ -1,0 +1,107 @@
+//! The thread that owns the store. It takes the hub's store jobs in order, commits
+//! all the writes waiting at once in one transaction (group commit: one fsync for
+//! many messages), and reports each job's outcome back to the hub task.
+
+use std::sync::mpsc as std_mpsc;
+
+use natter_hub::{StoreJob, StoreOutcome};
+use natter_store::{Store, Write};
+use tokio::sync::mpsc;
+
+use crate::event::Event;
+
+/// Writes committed in one transaction at most: large enough to amortize the
+/// fsync, small enough that the first message of a group is not kept waiting long.
+const MAX_GROUP: usize = 4096;
+
+/// A store job with the ticket the hub will know its outcome by.
+pub(crate) struct StoreRequest {
+    pub ticket: u64,
+    pub job: StoreJob,
+}
+
+/// Starts the store thread; jobs sent on the returned channel run in order. The
+/// thread ends when the channel closes.
+pub(crate) fn spawn(
+    mut store: Box<dyn Store>,
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<std_mpsc::Sender<StoreRequest>> {
+    let (tx, rx) = std_mpsc::channel::<StoreRequest>();
+    std::thread::Builder::new()
+        .name("natter-store".into())
+        .spawn(move || run(store.as_mut(), &rx, &events))?;
+    Ok(tx)
+}
+
+fn run(store: &mut dyn Store, rx: &std_mpsc::Receiver<StoreRequest>, events: &mpsc::Sender<Event>) {
+    while let Ok(first) = rx.recv() {
+        // Take everything already waiting: under load that is many messages.
+        let mut requests = vec![first];
+        while requests.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(request) => requests.push(request),
+                Err(_) => break,
+            }
+        }
+        let mut writes: Vec<Write> = Vec::new();
+        let mut write_tickets = Vec::new();
+        let mut reads = Vec::new();
+        for request in requests {
+            match request.job {
+                StoreJob::Write(batch) => {
+                    writes.extend(batch);
+                    write_tickets.push(request.ticket);
+                }
+                job => reads.push((request.ticket, job)),
+            }
+        }
+        // Writes first: a read asked after a write sees it.
+        if !write_tickets.is_empty() {
+            let outcome = match store.write(&writes) {
+                Ok(()) => StoreOutcome::Written,
+                Err(e) => {
+                    tracing::error!("the store could not commit {} writes: {e}", writes.len());
+                    StoreOutcome::Failed(e.to_string())
+                }
+            };
+            for ticket in write_tickets {
+                report(events, ticket, outcome.clone());
+            }
+        }
+        for (ticket, job) in reads {
+            report(events, ticket, read(store, job));
+        }
+    }
+}
+
+fn read(store: &mut dyn Store, job: StoreJob) -> StoreOutcome {
+    let result = match job {
+        StoreJob::Write(_) => return StoreOutcome::Failed("a write among reads".into()),
+        StoreJob::History { target, query } => {
+            store.history(&target, &query).map(StoreOutcome::Messages)
+        }
+        StoreJob::Targets {
+            targets,
+            from_ms,
+            to_ms,
+            limit,
+        } => store
+            .active_targets(&targets, from_ms, to_ms, limit)
+            .map(StoreOutcome::Targets),
+        StoreJob::TakeOffline { account } => {
+            store.take_offline(&account).map(StoreOutcome::Messages)
+        }
+        StoreJob::ReadMarker { account, target } => store
+            .read_marker(&account, &target)
+            .map(StoreOutcome::Marker),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!("a store read failed: {e}");
+        StoreOutcome::Failed(e.to_string())
+    })
+}
+
+fn report(events: &mpsc::Sender<Event>, ticket: u64, outcome: StoreOutcome) {
+    // The hub task is gone only at shutdown; nothing is left to tell then.
+    let _ = events.blocking_send(Event::StoreDone { ticket, outcome });
+}
