@@ -196,3 +196,47 @@ fn the_handshake_completes_over_a_lossy_link() {
         );
     }
 }
+
+#[test]
+fn a_server_session_whose_client_never_confirms_is_dropped_after_the_handshake_timeout() {
+    let t0 = Instant::now();
+    let client_addr = addr("198.51.100.1:5000");
+    let cookies = Cookies::new([2; 32], t0);
+    let mut listener = Listener::new(cookies.clone());
+    let cookie = cookies.issue(
+        t0,
+        natter_udp::Purpose::Handshake,
+        client_addr,
+        &7u64.to_be_bytes(),
+    );
+    let initial = Packet::Initial {
+        version: wire::VERSION,
+        nonce: 7,
+        cookie: cookie.as_bytes(),
+    }
+    .to_vec();
+    let Incoming::Accept(a) = listener.handle(t0, client_addr, &initial) else {
+        panic!("valid cookie");
+    };
+    let mut s = a.into_session(t0, Config::default());
+    s.handle_datagram(t0, client_addr, &initial);
+    let mut accepts = 0;
+    let mut now = t0;
+    while !s.is_drained() {
+        while let Some(t) = s.poll_transmit(now) {
+            assert!(matches!(
+                wire::decode(&t.datagram),
+                Ok(Packet::Accept { .. })
+            ));
+            assert_eq!(t.to, client_addr);
+            accepts += 1;
+        }
+        now = s.poll_timeout().expect("a timer while alive");
+        s.handle_timeout(now);
+    }
+    assert_eq!(now - t0, Duration::from_secs(30));
+    assert!(
+        (5..=15).contains(&accepts),
+        "{accepts} Accepts, at most 3 s apart"
+    );
+}
