@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -45,6 +45,30 @@ fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// Runs a command that should exit by itself; kills it if it does not in time.
+fn run_bounded(command: &mut Command) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natter runs");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(output) => output.expect("natter's output"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("natter did not exit within {WAIT:?}");
+        }
+    }
 }
 
 fn wait_for(lines: &mpsc::Receiver<String>, what: &str, want: impl Fn(&str) -> bool) -> String {
@@ -116,10 +140,7 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
 
 #[test]
 fn a_bad_listen_url_stops_the_server_with_a_helpful_message() {
-    let output = natter()
-        .args(["serve", "--listen", "foo://x"])
-        .output()
-        .expect("natter runs");
+    let output = run_bounded(natter().args(["serve", "--listen", "foo://x"]));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unsupported scheme 'foo'"), "{stderr}");
@@ -131,11 +152,7 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("natter.toml");
     std::fs::write(&path, "[limits]\nflood_brust = 3\n").expect("write config");
-    let output = natter()
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .expect("natter runs");
+    let output = run_bounded(natter().args(["serve", "--config"]).arg(&path));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("flood_brust"), "{stderr}");
@@ -157,7 +174,14 @@ fn hash_password_prints_a_hash_that_verifies() {
         .expect("stdin piped")
         .write_all(b"correct horse\n")
         .expect("write password");
-    let output = child.wait_with_output().expect("natter exits");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx
+        .recv_timeout(WAIT)
+        .expect("natter exits in time")
+        .expect("natter's output");
     assert!(output.status.success());
     let hash = String::from_utf8(output.stdout).expect("utf-8");
     let hash = hash.trim();
@@ -174,10 +198,7 @@ fn hash_password_prints_a_hash_that_verifies() {
 
 #[test]
 fn config_example_is_a_valid_configuration() {
-    let output = natter()
-        .arg("config-example")
-        .output()
-        .expect("natter runs");
+    let output = run_bounded(natter().arg("config-example"));
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).expect("utf-8");
     let config = natter_server::ServerConfig::from_toml(&text).expect("parses");
@@ -186,17 +207,14 @@ fn config_example_is_a_valid_configuration() {
 
 #[test]
 fn print_config_shows_flags_merged_over_defaults() {
-    let output = natter()
-        .args([
-            "serve",
-            "--print-config",
-            "--listen",
-            "unix:///tmp/natter-x.sock",
-            "--flood-burst",
-            "0",
-        ])
-        .output()
-        .expect("natter runs");
+    let output = run_bounded(natter().args([
+        "serve",
+        "--print-config",
+        "--listen",
+        "unix:///tmp/natter-x.sock",
+        "--flood-burst",
+        "0",
+    ]));
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).expect("utf-8");
     let config = natter_server::ServerConfig::from_toml(&text).expect("parses");

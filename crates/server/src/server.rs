@@ -92,9 +92,6 @@ impl Server {
         let tolerate_missing_ipv6 = config.listen == default_listen();
         let bound = bind_all(&config.listen, tolerate_missing_ipv6).await?;
         let local_addrs: Vec<ListenUrl> = bound.iter().map(|b| b.url.clone()).collect();
-        for url in &local_addrs {
-            tracing::info!("listening on {url}");
-        }
 
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         let db_path = config.data_dir.join(DATABASE_FILE);
@@ -147,6 +144,11 @@ impl Server {
             hub_task,
             writers,
         ));
+        // Logged once everything is up, so a start that fails later (the store)
+        // never claims to be listening.
+        for url in &local_addrs {
+            tracing::info!("listening on {url}");
+        }
         Ok(Server {
             local_addrs,
             shutdown: ShutdownHandle {

@@ -118,6 +118,22 @@ async fn start(config: ServerConfig) -> Server {
         .expect("server starts")
 }
 
+/// Why a server did not start.
+async fn start_error(config: ServerConfig) -> String {
+    match timeout(WAIT, Server::bind(config)).await {
+        Ok(Ok(_)) => panic!("the server started"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => panic!("bind did not return in time"),
+    }
+}
+
+/// Shuts a server down gracefully, in bounded time.
+async fn stop(server: Server) {
+    timeout(WAIT, server.shutdown())
+        .await
+        .expect("shutdown completes in time");
+}
+
 #[tokio::test]
 async fn a_client_registers_over_ipv4_tcp_on_a_picked_port() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -129,7 +145,7 @@ async fn a_client_registers_over_ipv4_tcp_on_a_picked_port() {
 
     let mut client = Client::tcp(addr).await;
     client.register("alice").await;
-    server.shutdown().await;
+    stop(server).await;
 }
 
 #[tokio::test]
@@ -148,7 +164,7 @@ async fn a_client_registers_over_ipv6_tcp() {
 
     let mut client = Client::tcp(addr).await;
     client.register("bob").await;
-    server.shutdown().await;
+    stop(server).await;
 }
 
 #[tokio::test]
@@ -173,7 +189,7 @@ async fn a_client_registers_over_a_unix_socket_and_the_file_goes_with_the_server
         "unix peers are localhost: {whois}"
     );
 
-    server.shutdown().await;
+    stop(server).await;
     assert!(!path.exists(), "the socket file is removed on shutdown");
 }
 
@@ -182,14 +198,9 @@ async fn a_second_server_does_not_steal_a_live_unix_socket() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("unix://{}", dir.path().join("natter.sock").display());
     let first = start(config(&[&url], dir.path())).await;
-    let error = Server::bind(config(&[&url], dir.path()))
-        .await
-        .expect_err("the socket is in use");
-    assert!(
-        error.to_string().contains("another server is listening"),
-        "{error}"
-    );
-    first.shutdown().await;
+    let error = start_error(config(&[&url], dir.path())).await;
+    assert!(error.contains("another server is listening"), "{error}");
+    stop(first).await;
 }
 
 #[tokio::test]
@@ -197,15 +208,12 @@ async fn a_taken_port_is_reported_with_what_to_do() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = start(config(&["tcp://127.0.0.1:0"], dir.path())).await;
     let taken = first.local_addrs()[0].to_string();
-    let error = Server::bind(config(&[&taken], dir.path()))
-        .await
-        .expect_err("the port is taken");
-    let message = error.to_string();
+    let message = start_error(config(&[&taken], dir.path())).await;
     assert!(
         message.contains(&taken) && message.contains("--listen"),
         "{message}"
     );
-    first.shutdown().await;
+    stop(first).await;
 }
 
 #[tokio::test]
@@ -228,7 +236,7 @@ async fn a_connection_over_the_per_ip_limit_gets_an_error_and_is_closed() {
     // The admitted clients are untouched.
     first.send("PING :still-here").await;
     first.until("PONG", |l| l.contains("still-here")).await;
-    server.shutdown().await;
+    stop(server).await;
 }
 
 #[tokio::test]
@@ -288,7 +296,7 @@ async fn flood_control_delays_lines_but_keeps_the_client() {
     // Two lines pass at once, the other four wait 50 ms each.
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
-    server.shutdown().await;
+    stop(server).await;
 }
 
 #[tokio::test]
@@ -303,7 +311,7 @@ async fn an_overlong_line_is_refused_and_the_connection_goes_on() {
     client.until("417", |l| numeric(l) == Some("417")).await;
     client.send("PING :after").await;
     client.until("PONG", |l| l.contains("after")).await;
-    server.shutdown().await;
+    stop(server).await;
 }
 
 #[tokio::test]
@@ -353,5 +361,5 @@ async fn a_client_that_does_not_read_is_dropped_with_sendq_exceeded() {
         .await;
     assert!(quit.contains("SendQ exceeded"), "{quit}");
     flood.abort();
-    server.shutdown().await;
+    stop(server).await;
 }
