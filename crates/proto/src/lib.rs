@@ -3,9 +3,11 @@
 //! Nothing here does I/O. The server frames bytes into lines with [`LineFramer`],
 //! parses each once with [`Message::parse`], and serializes replies with
 //! [`LineWriter`], which writes straight into a buffer so that one delivered
-//! message is encoded once and fanned out as shared bytes.
+//! message is encoded once and fanned out as shared bytes. [`Endpoint`] is the URL
+//! grammar (`tcp://`, `udp://`, `unix://`) that the server and the client share.
 
 mod casemap;
+mod endpoint;
 mod framing;
 mod limits;
 mod message;
@@ -15,6 +17,7 @@ mod validate;
 mod writer;
 
 pub use casemap::CaseMapping;
+pub use endpoint::{Endpoint, EndpointError, Host, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
 pub use framing::{FramedLine, LineFramer};
 pub use limits::{
     MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, MAX_PARAMS, MAX_SERVER_TAG_BYTES,

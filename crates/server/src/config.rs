@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use natter_hub::{HubConfig, Limits, OperAccount};
-use natter_proto::{CaseMapping, MAX_LINE_BYTES, MAX_SERVER_TAG_BYTES};
+use natter_proto::{CaseMapping, Endpoint as ListenUrl, MAX_LINE_BYTES, MAX_SERVER_TAG_BYTES};
 use serde::{Deserialize, Serialize};
-
-use crate::listen_url::ListenUrl;
 
 /// The message of the day when the configuration gives none.
 pub const DEFAULT_MOTD: &str = "Welcome to natter.";

@@ -4,8 +4,9 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use natter_proto::Endpoint as ListenUrl;
+
 use crate::config::ConfigError;
-use crate::listen_url::ListenUrl;
 
 /// A failure to start: nothing is listening when this is returned.
 #[derive(Debug)]
@@ -35,6 +36,10 @@ pub enum StartError {
     /// delete it.
     NotASocket {
         path: PathBuf,
+    },
+    /// The URL parses, but this build cannot listen on its scheme yet.
+    Unsupported {
+        url: ListenUrl,
     },
     /// No listener could be bound at all.
     NoListener,
@@ -93,6 +98,11 @@ impl fmt::Display for StartError {
                 f,
                 "cannot use the database {}: {message} (check the data directory's permissions and free space, or choose another with --data DIR)",
                 path.display()
+            ),
+            StartError::Unsupported { url } => write!(
+                f,
+                "cannot listen on {url}: this version does not serve {}:// yet (use tcp:// or unix://)",
+                url.scheme()
             ),
             StartError::NoListener => {
                 write!(f, "no listener could be started: give one with --listen")

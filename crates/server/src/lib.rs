@@ -16,7 +16,6 @@ mod connection;
 mod error;
 mod event;
 mod hub_task;
-mod listen_url;
 mod listener;
 pub mod password;
 mod send_queue;
@@ -31,6 +30,11 @@ pub use config::{
 };
 pub use conn_limit::{ConnectionLimiter, ConnectionPermit, Refusal};
 pub use error::StartError;
-pub use listen_url::{Host, ListenUrl, ListenUrlError, DEFAULT_TCP_PORT};
+/// Where the server listens: the URL grammar shared with the client
+/// ([`natter_proto::Endpoint`]), also under the names the server has always used.
+pub use natter_proto::{
+    Endpoint, Endpoint as ListenUrl, EndpointError, EndpointError as ListenUrlError, Host,
+    DEFAULT_TCP_PORT, DEFAULT_UDP_PORT,
+};
 pub use server::{Server, ShutdownHandle};
 pub use token_bucket::TokenBucket;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natter_hub::{ClientId, ClientInfo, Transport};
+use natter_proto::{Endpoint as ListenUrl, Host};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -16,7 +17,6 @@ use tokio::sync::watch;
 use crate::conn_limit::ConnectionLimiter;
 use crate::connection::{self, Context};
 use crate::error::StartError;
-use crate::listen_url::{Host, ListenUrl};
 
 /// Pending connections the kernel may hold for us: enough for a burst of clients
 /// (a benchmark, or everyone reconnecting after a restart).
@@ -129,6 +129,7 @@ pub(crate) async fn bind_all(
                     },
                 });
             }
+            other => return Err(StartError::Unsupported { url: other.clone() }),
         }
     }
     if bound.is_empty() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natter_hub::{Hub, Now};
+use natter_proto::Endpoint as ListenUrl;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -17,7 +18,6 @@ use crate::connection::Context;
 use crate::error::StartError;
 use crate::event::Event;
 use crate::hub_task::HubTask;
-use crate::listen_url::ListenUrl;
 use crate::listener::{accept_loop, bind_all, Acceptor};
 use crate::tracker::Tracker;
 
@@ -168,6 +168,7 @@ impl Server {
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.local_addrs
             .iter()
+            .filter(|u| matches!(u, ListenUrl::Tcp { .. }))
             .filter_map(ListenUrl::socket_addr)
             .collect()
     }
