@@ -8,23 +8,46 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::ClientError;
 use crate::target::Target;
+use crate::udp::UdpTransport;
 
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
-/// An open connection to a server: send lines, receive parsed messages.
+/// An open connection to a server: send lines, receive parsed messages. The same
+/// methods work over every transport; over `udp://` the lines travel in natter's
+/// reliable mode (in order, exactly once, surviving loss and a change of address).
 pub struct Connection {
     target: Target,
-    reader: Reader,
-    writer: Writer,
-    framer: LineFramer,
+    transport: Transport,
     /// The server's `ERROR` text, kept to explain a close.
     last_error: Option<String>,
 }
 
+/// How the lines travel.
+enum Transport {
+    /// A byte stream (TCP, Unix socket), cut into lines here.
+    Stream {
+        reader: Reader,
+        writer: Writer,
+        framer: LineFramer,
+    },
+    /// A reliable UDP session, which carries lines as such.
+    Udp(UdpTransport),
+}
+
 impl Connection {
-    /// Connects to `target`.
+    /// Connects to `target`. Over `udp://` this includes the reliable-mode handshake
+    /// (bounded by its 30 s timeout; a port where nothing listens fails at once).
     pub async fn connect(target: &Target) -> Result<Connection, ClientError> {
+        Connection::connect_with(target, natter_udp::Config::default()).await
+    }
+
+    /// Like [`Connection::connect`], with the reliable session's settings for a
+    /// `udp://` target (shorter timeouts, say); other transports ignore them.
+    pub async fn connect_with(
+        target: &Target,
+        udp: natter_udp::Config,
+    ) -> Result<Connection, ClientError> {
         let context = || format!("cannot connect to {target}");
         let (reader, writer): (Reader, Writer) = match target {
             Target::Tcp { host, port } => {
@@ -43,12 +66,24 @@ impl Connection {
                 let (r, w) = stream.into_split();
                 (Box::new(r), Box::new(w))
             }
+            Target::Udp { host, port } => {
+                let udp = UdpTransport::connect(host, *port, udp)
+                    .await
+                    .map_err(|e| ClientError::io(context(), e))?;
+                return Ok(Connection {
+                    target: target.clone(),
+                    transport: Transport::Udp(udp),
+                    last_error: None,
+                });
+            }
         };
         Ok(Connection {
             target: target.clone(),
-            reader,
-            writer,
-            framer: LineFramer::new(64 * 1024),
+            transport: Transport::Stream {
+                reader,
+                writer,
+                framer: LineFramer::new(64 * 1024),
+            },
             last_error: None,
         })
     }
@@ -66,27 +101,37 @@ impl Connection {
     }
 
     /// Sends bytes as they are: several lines at once, or deliberately bad input.
+    /// Over `udp://`, complete lines are sent and a partial last line waits for the
+    /// rest (the reliable mode carries lines, not bytes).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         let target = &self.target;
-        self.writer
-            .write_all(bytes)
-            .await
-            .map_err(|e| ClientError::io(format!("cannot send to {target}"), e))
+        let sent = match &mut self.transport {
+            Transport::Stream { writer, .. } => writer.write_all(bytes).await,
+            Transport::Udp(udp) => udp.send_raw(bytes).await,
+        };
+        sent.map_err(|e| ClientError::io(format!("cannot send to {target}"), e))
     }
 
     /// The next line from the server, as raw bytes; `None` once the server closed.
     pub async fn recv_raw(&mut self) -> Result<Option<Bytes>, ClientError> {
+        let (reader, framer) = match &mut self.transport {
+            Transport::Stream { reader, framer, .. } => (reader, framer),
+            Transport::Udp(udp) => {
+                return udp.recv_line().await.map_err(|e| {
+                    ClientError::io(format!("the session with {} ended", self.target), e)
+                })
+            }
+        };
         loop {
-            match self.framer.next_line() {
+            match framer.next_line() {
                 Some(FramedLine::Line(line)) => return Ok(Some(line)),
                 Some(FramedLine::TooLong) => {
                     return Err(ClientError::Protocol("a line longer than 64 KiB".into()))
                 }
                 None => {}
             }
-            let n = self
-                .reader
-                .read_buf(self.framer.buffer_mut())
+            let n = reader
+                .read_buf(framer.buffer_mut())
                 .await
                 .map_err(|e| ClientError::io(format!("cannot read from {}", self.target), e))?;
             if n == 0 {
@@ -152,11 +197,21 @@ impl Connection {
         }
     }
 
-    /// Closes the sending half, so the server sees end of file.
+    /// Closes the sending half, so the server sees end of file. Over `udp://` it is an
+    /// orderly close of the whole session (the reliable mode has no half-close): what
+    /// was sent is delivered first, then Close and CloseAck are exchanged, and this
+    /// returns when they were, or after a few seconds. Lines that arrived before the end
+    /// can still be read.
     pub async fn shutdown(&mut self) -> Result<(), ClientError> {
-        self.writer
-            .shutdown()
-            .await
-            .map_err(|e| ClientError::io("cannot close the connection", e))
+        match &mut self.transport {
+            Transport::Stream { writer, .. } => writer
+                .shutdown()
+                .await
+                .map_err(|e| ClientError::io("cannot close the connection", e)),
+            Transport::Udp(udp) => {
+                udp.close().await;
+                Ok(())
+            }
+        }
     }
 }
