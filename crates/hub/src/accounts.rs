@@ -410,19 +410,21 @@ impl Hub {
             return;
         };
         client.account = Some(display.clone());
-        client.nick_deadline = None;
+        // Logging in to the account of the nick in use ends its challenge; logging in
+        // to another account does not.
+        if self.config.casemapping.fold(&client.nick) == folded {
+            client.nick_deadline = None;
+        }
         let registered = client.is_registered();
         let source = if registered {
             client.source()
         } else {
+            let reg = client.registration.as_ref();
             format!(
                 "{}!{}@{}",
-                client
-                    .registration
-                    .as_ref()
-                    .and_then(|r| r.nick.clone())
-                    .unwrap_or("*".into()),
-                "*",
+                reg.and_then(|r| r.nick.as_deref()).unwrap_or("*"),
+                reg.and_then(|r| r.user.as_ref())
+                    .map_or("*", |(user, _)| user.as_str()),
                 client.info.host
             )
         };

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use natter_proto::{LineWriter, Message};
 use natter_store::{HistoryQuery, Selector, StoredMessage};
 
+use crate::caps::{Cap, CapSet};
 use crate::client::ClientId;
 use crate::hub::{server_line, Hub, Reply};
 use crate::outbox::Outbox;
@@ -23,10 +24,23 @@ impl Hub {
         StoredMessage::direct_key(&self.identity_of(id), &self.identity_by_nick(target))
     }
 
-    /// Who a client is for history: its account when logged in, else its nick.
+    /// Who a client is for history: its account when logged in, else its nick. A
+    /// registered nick used without logging in to it (during the grace period) stands
+    /// for no one in particular: it must not open that account's conversations.
     pub(crate) fn identity_of(&self, id: ClientId) -> String {
         match self.clients.get(&id) {
-            Some(c) => self.fold(c.account.as_deref().unwrap_or(&c.nick)),
+            Some(c) => match c.account.as_deref() {
+                Some(account) => self.fold(account),
+                None => {
+                    let nick = self.fold(&c.nick);
+                    if self.accounts.contains_key(&nick) {
+                        // `!` is in no nick nor account name.
+                        format!("!{nick}")
+                    } else {
+                        nick
+                    }
+                }
+            },
             None => String::new(),
         }
     }
@@ -160,22 +174,28 @@ impl Hub {
             PendingStore::History {
                 client: id,
                 label,
+                subcommand: sub,
                 target,
             },
         );
     }
 
-    /// A room's history is open to its members, and to anyone while it is neither
-    /// secret, invite-only nor keyed (or empty, as after a restart); a direct
-    /// conversation only to its two parties, which the key ensures.
+    /// A room's history is open to its members, and to anyone not banned from it
+    /// while it is neither secret, invite-only nor keyed (or empty, as after a
+    /// restart); a direct conversation only to its two parties, which the key ensures.
     fn may_read_history(&self, id: ClientId, target: &str) -> bool {
         if !target.starts_with('#') {
             return natter_proto::is_valid_nick(target, self.config.limits.nick_len);
         }
-        match self.channels.get(&self.fold(target)) {
+        let folded = self.fold(target);
+        match self.channels.get(&folded) {
             None => true,
             Some(ch) => {
-                ch.members.contains_key(&id) || !(ch.secret || ch.invite_only || ch.key.is_some())
+                ch.members.contains_key(&id)
+                    || !(ch.secret
+                        || ch.invite_only
+                        || ch.key.is_some()
+                        || self.is_banned(&folded, id))
             }
         }
     }
@@ -203,34 +223,47 @@ impl Hub {
         out: &mut Outbox,
         client: ClientId,
         label: Option<String>,
+        subcommand: &str,
         target: &str,
         outcome: StoreOutcome,
     ) {
-        self.reply = Some(Reply::new(client, label));
+        let caps = self.caps_of(client);
         match outcome {
             StoreOutcome::Messages(messages) => {
-                let batch = self.next_batch_id();
-                let server = self.config.server_name.clone();
-                let start = server_line(
-                    Some(&server),
-                    "BATCH",
-                    &[&format!("+{batch}"), "chathistory", target],
-                );
-                self.send(out, client, start);
+                // One batch for a client that takes batches, labeled itself when the
+                // request was, so that no line is in two batches.
+                let batch = caps.has(Cap::Batch).then(|| self.next_batch_id());
+                let (batch_label, reply_label) = match batch {
+                    Some(_) => (label, None),
+                    None => (None, label),
+                };
+                self.reply = Some(Reply::new(client, reply_label));
+                if let Some(batch) = &batch {
+                    let start =
+                        self.batch_start(batch_label.as_deref(), batch, &["chathistory", target]);
+                    self.send(out, client, start);
+                }
                 for m in &messages {
-                    let line = replay_line(m, Some(&batch));
+                    let line = replay_line(m, batch.as_deref(), caps);
                     self.send(out, client, line);
                 }
-                let end = server_line(Some(&server), "BATCH", &[&format!("-{batch}")]);
-                self.send(out, client, end);
+                if let Some(batch) = &batch {
+                    let end = server_line(
+                        Some(&self.config.server_name),
+                        "BATCH",
+                        &[&format!("-{batch}")],
+                    );
+                    self.send(out, client, end);
+                }
             }
             _ => {
+                self.reply = Some(Reply::new(client, label));
                 self.fail(
                     out,
                     client,
                     "CHATHISTORY",
                     "MESSAGE_ERROR",
-                    &["*", target],
+                    &[subcommand, target],
                     "History could not be read; try again",
                 );
             }
@@ -247,32 +280,47 @@ impl Hub {
         names: &[(String, String)],
         outcome: StoreOutcome,
     ) {
-        self.reply = Some(Reply::new(client, label));
         if let StoreOutcome::Targets(found) = outcome {
-            let batch = self.next_batch_id();
+            // As for history: one batch, labeled itself, when the client takes batches.
+            let batch = self
+                .caps_of(client)
+                .has(Cap::Batch)
+                .then(|| self.next_batch_id());
+            let (batch_label, reply_label) = match batch {
+                Some(_) => (label, None),
+                None => (None, label),
+            };
+            self.reply = Some(Reply::new(client, reply_label));
             let server = self.config.server_name.clone();
-            let start = server_line(
-                Some(&server),
-                "BATCH",
-                &[&format!("+{batch}"), "draft/chathistory-targets"],
-            );
-            self.send(out, client, start);
+            if let Some(batch) = &batch {
+                let start = self.batch_start(
+                    batch_label.as_deref(),
+                    batch,
+                    &["draft/chathistory-targets"],
+                );
+                self.send(out, client, start);
+            }
             for t in found {
                 let Some((_, name)) = names.iter().find(|(key, _)| *key == t.target) else {
                     continue;
                 };
                 let time = format_ms(t.latest_ms);
                 let mut w = LineWriter::new();
-                w.tag("batch", &batch);
+                if let Some(batch) = &batch {
+                    w.tag("batch", batch);
+                }
                 w.start(Some(&server), "CHATHISTORY")
                     .param("TARGETS")
                     .param(name)
                     .param(&time);
                 self.send(out, client, Bytes::from(w.finish()));
             }
-            let end = server_line(Some(&server), "BATCH", &[&format!("-{batch}")]);
-            self.send(out, client, end);
+            if let Some(batch) = &batch {
+                let end = server_line(Some(&server), "BATCH", &[&format!("-{batch}")]);
+                self.send(out, client, end);
+            }
         } else {
+            self.reply = Some(Reply::new(client, label));
             self.fail(
                 out,
                 client,
@@ -300,28 +348,52 @@ impl Hub {
             return;
         }
         for id in self.sessions_of(account) {
+            let caps = self.caps_of(id);
             for m in &messages {
-                out.deliveries.push((id, replay_line(m, None)));
+                out.deliveries.push((id, replay_line(m, None, caps)));
             }
         }
     }
+
+    fn caps_of(&self, id: ClientId) -> CapSet {
+        self.clients.get(&id).map(|c| c.caps).unwrap_or_default()
+    }
+
+    /// `BATCH +reference kind...`, with the label of the request it answers, if any.
+    fn batch_start(&self, label: Option<&str>, batch: &str, kind: &[&str]) -> Bytes {
+        let mut w = LineWriter::new();
+        if let Some(label) = label {
+            w.tag("label", label);
+        }
+        w.start(Some(&self.config.server_name), "BATCH")
+            .param(&format!("+{batch}"));
+        for k in kind {
+            w.param(k);
+        }
+        Bytes::from(w.finish())
+    }
 }
 
-/// A stored message as it was relayed, with its original time and msgid.
-fn replay_line(m: &StoredMessage, batch: Option<&str>) -> Bytes {
+/// A stored message as it was relayed, with its original time and msgid, and only
+/// the tags a client with `caps` takes.
+fn replay_line(m: &StoredMessage, batch: Option<&str>, caps: CapSet) -> Bytes {
     let mut w = LineWriter::new();
     if let Some(batch) = batch {
         w.tag("batch", batch);
     }
-    if let Some(account) = &m.account {
+    if let Some(account) = m.account.as_ref().filter(|_| caps.has(Cap::AccountTag)) {
         w.tag("account", account);
     }
-    w.tag("msgid", &m.msgid);
-    for tag in m.client_tags.split(';').filter(|t| !t.is_empty()) {
-        let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
-        w.tag(key, &natter_proto::unescape_tag_value(value));
+    if caps.has(Cap::MessageTags) {
+        w.tag("msgid", &m.msgid);
+        for tag in m.client_tags.split(';').filter(|t| !t.is_empty()) {
+            let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
+            w.tag(key, &natter_proto::unescape_tag_value(value));
+        }
     }
-    w.tag("time", &format_ms(m.time_ms));
+    if caps.has(Cap::ServerTime) {
+        w.tag("time", &format_ms(m.time_ms));
+    }
     w.start(Some(&m.source), &m.command).param(&m.recipient);
     if m.command != "TAGMSG" {
         w.param(&m.text);

@@ -54,6 +54,8 @@ pub(crate) enum PendingStore {
     History {
         client: ClientId,
         label: Option<String>,
+        /// LATEST, BEFORE, ...: for an error.
+        subcommand: String,
         /// The target as the client named it, for the batch.
         target: String,
     },
@@ -72,6 +74,8 @@ pub(crate) enum PendingStore {
         label: Option<String>,
         target: String,
         key: (String, String),
+        /// A MARKREAD to apply once the stored marker is known.
+        set: Option<i64>,
     },
     /// A new account is kept: the registering client may log in.
     Register {
@@ -139,8 +143,9 @@ impl Hub {
             PendingStore::History {
                 client,
                 label,
+                subcommand,
                 target,
-            } => self.answer_history(out, client, label, &target, outcome),
+            } => self.answer_history(out, client, label, &subcommand, &target, outcome),
             PendingStore::Targets {
                 client,
                 label,
@@ -152,7 +157,8 @@ impl Hub {
                 label,
                 target,
                 key,
-            } => self.answer_marker(out, client, label, &target, key, outcome),
+                set,
+            } => self.answer_marker(out, client, label, &target, key, set, outcome),
             PendingStore::Register {
                 client,
                 label,
@@ -176,16 +182,20 @@ impl Hub {
         for parked in c.parked.iter_mut().filter(|p| p.ticket == Some(ticket)) {
             parked.ticket = None;
             if failed {
-                // What the replies would confirm was not kept: say so instead.
-                parked.lines = vec![crate::hub::server_line(
-                    Some(&self.config.server_name),
-                    "FAIL",
-                    &[
-                        "*",
-                        "STORE_FAILED",
+                // What the replies would confirm was not kept: say so instead, with
+                // the label they carried, so that a labeled command is still answered.
+                let label = parked.lines.first().and_then(|l| label_of(l));
+                let mut w = natter_proto::LineWriter::new();
+                if let Some(label) = &label {
+                    w.tag("label", label);
+                }
+                w.start(Some(&self.config.server_name), "FAIL")
+                    .param("*")
+                    .param("STORE_FAILED")
+                    .param(
                         "Your message reached those online but could not be stored; send it again",
-                    ],
-                )];
+                    );
+                parked.lines = vec![Bytes::from(w.finish())];
             }
         }
         while c.parked.front().is_some_and(|p| p.ticket.is_none()) {
@@ -195,4 +205,11 @@ impl Hub {
             }
         }
     }
+}
+
+/// The `label` tag of a serialized line, if it has one.
+fn label_of(line: &[u8]) -> Option<String> {
+    let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+    let msg = natter_proto::Message::parse(line).ok()?;
+    msg.tag("label").map(str::to_owned)
 }

@@ -50,35 +50,59 @@ impl Hub {
                     );
                     return;
                 };
-                let known = self.read_markers.get(&key).copied();
-                // Markers only move forward; an older one is answered with the newer.
-                let newest = known.map_or(ms, |k| k.max(ms));
-                self.read_markers.insert(key.clone(), newest);
-                if known.is_none_or(|k| ms > k) {
-                    if let Some(reply) = &mut self.reply {
-                        reply.writes.push(Write::ReadMarker {
-                            account: key.0.clone(),
-                            target: key.1.clone(),
-                            time_ms: newest,
-                        });
-                    }
+                if self.read_markers.contains_key(&key) {
+                    self.set_marker(out, id, &target, key, ms);
+                } else {
+                    // Not in memory (never set, or set before a restart): what the
+                    // store holds comes first, so that the marker never moves back.
+                    self.load_marker(out, id, &target, key, Some(ms));
                 }
-                let stamp = format!("timestamp={}", format_ms(newest));
-                let line = server_line(
-                    Some(&self.config.server_name),
-                    "MARKREAD",
-                    &[&target, &stamp],
-                );
-                for session in self.sessions_of(&key.0) {
-                    if self
-                        .clients
-                        .get(&session)
-                        .is_some_and(|c| c.has(Cap::ReadMarker))
-                        || session == id
-                    {
-                        self.send(out, session, line.clone());
-                    }
-                }
+            }
+        }
+    }
+
+    /// Moves a marker to `ms` if that is later, answers the client with the marker,
+    /// and tells the account's other clients that take read markers if it moved.
+    fn set_marker(
+        &mut self,
+        out: &mut Outbox,
+        id: ClientId,
+        target: &str,
+        key: (String, String),
+        ms: i64,
+    ) {
+        let known = self.read_markers.get(&key).copied();
+        // Markers only move forward; an older one is answered with the newer.
+        let newest = known.map_or(ms, |k| k.max(ms));
+        let moved = known.is_none_or(|k| ms > k);
+        self.read_markers.insert(key.clone(), newest);
+        if moved {
+            if let Some(reply) = &mut self.reply {
+                reply.writes.push(Write::ReadMarker {
+                    account: key.0.clone(),
+                    target: key.1.clone(),
+                    time_ms: newest,
+                });
+            }
+        }
+        let stamp = format!("timestamp={}", format_ms(newest));
+        let line = server_line(
+            Some(&self.config.server_name),
+            "MARKREAD",
+            &[target, &stamp],
+        );
+        self.send(out, id, line.clone());
+        if !moved {
+            return;
+        }
+        for session in self.sessions_of(&key.0) {
+            if session != id
+                && self
+                    .clients
+                    .get(&session)
+                    .is_some_and(|c| c.has(Cap::ReadMarker))
+            {
+                self.send(out, session, line.clone());
             }
         }
     }
@@ -101,6 +125,19 @@ impl Hub {
             self.send(out, id, line);
             return;
         }
+        self.load_marker(out, id, target, key, None);
+    }
+
+    /// Reads a marker from the store, holding the client's later lines; then sets it
+    /// to `set` if given, or tells the client.
+    fn load_marker(
+        &mut self,
+        out: &mut Outbox,
+        id: ClientId,
+        target: &str,
+        key: (String, String),
+        set: Option<i64>,
+    ) {
         let label = self.hold(id);
         self.ask_store(
             out,
@@ -113,10 +150,12 @@ impl Hub {
                 label,
                 target: target.to_owned(),
                 key,
+                set,
             },
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn answer_marker(
         &mut self,
         out: &mut Outbox,
@@ -124,27 +163,33 @@ impl Hub {
         label: Option<String>,
         target: &str,
         key: (String, String),
+        set: Option<i64>,
         outcome: StoreOutcome,
     ) {
         self.reply = Some(Reply::new(client, label));
-        let stamp = match outcome {
-            StoreOutcome::Marker(Some(ms)) => {
-                let ms = self
-                    .read_markers
-                    .get(&key)
-                    .copied()
-                    .map_or(ms, |k| k.max(ms));
-                self.read_markers.insert(key, ms);
-                format!("timestamp={}", format_ms(ms))
+        if let StoreOutcome::Marker(Some(ms)) = outcome {
+            let ms = self
+                .read_markers
+                .get(&key)
+                .copied()
+                .map_or(ms, |k| k.max(ms));
+            self.read_markers.insert(key.clone(), ms);
+        }
+        match set {
+            Some(ms) => self.set_marker(out, client, target, key, ms),
+            None => {
+                let stamp = match self.read_markers.get(&key) {
+                    Some(ms) => format!("timestamp={}", format_ms(*ms)),
+                    None => "*".to_owned(),
+                };
+                let line = server_line(
+                    Some(&self.config.server_name),
+                    "MARKREAD",
+                    &[target, &stamp],
+                );
+                self.send(out, client, line);
             }
-            _ => "*".to_owned(),
-        };
-        let line = server_line(
-            Some(&self.config.server_name),
-            "MARKREAD",
-            &[target, &stamp],
-        );
-        self.send(out, client, line);
+        }
         self.finish_reply(out);
         self.release(out, client);
     }
