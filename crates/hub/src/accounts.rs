@@ -47,6 +47,13 @@ impl Hub {
         }
     }
 
+    /// Replaces the accounts the hub knows with what the store now holds: an
+    /// operator created, changed or deleted accounts while the server ran.
+    pub fn replace_accounts(&mut self, accounts: Vec<Account>) {
+        self.accounts.clear();
+        self.load_accounts(accounts);
+    }
+
     /// Whether a password may travel on this client's connection: TLS, a Unix socket
     /// or loopback, unless the operator allows plaintext.
     fn may_send_password(&self, id: ClientId) -> bool {

@@ -8,6 +8,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod account;
+mod backup;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use natter_server::{CaseMappingSetting, ListenUrl, Server, ServerConfig};
@@ -35,6 +38,20 @@ enum Command {
     HashPassword,
     /// Print a configuration file holding every setting with its default, commented
     ConfigExample,
+    /// Manage accounts in a data directory (a running server is told to reload)
+    Account {
+        #[command(subcommand)]
+        command: account::AccountCommand,
+        #[command(flatten)]
+        data: account::DataArgs,
+    },
+    /// Copy the database to a new file, consistently, even while the server runs
+    Backup {
+        /// The file to write (must not exist)
+        dest: PathBuf,
+        #[command(flatten)]
+        data: account::DataArgs,
+    },
 }
 
 /// Every flag can also be set in the configuration file; a flag given here wins over
@@ -96,12 +113,12 @@ struct ServeArgs {
     sendq_bytes: Option<usize>,
 
     /// Flood control: lines a client may send at once; 0 turns flood control off
-    /// [default: 10]
+    /// [default: 250]
     #[arg(long, value_name = "LINES")]
     flood_burst: Option<u32>,
 
     /// Flood control: lines a second a client may send after its burst; beyond that
-    /// its lines are delayed, not refused; 0 turns flood control off [default: 4]
+    /// its lines are delayed, not refused; 0 turns flood control off [default: 100]
     #[arg(long, value_name = "LINES_PER_SEC")]
     flood_rate: Option<f64>,
 
@@ -119,6 +136,8 @@ fn main() -> ExitCode {
             print!("{}", natter_server::EXAMPLE_TOML);
             Ok(())
         }
+        Command::Account { command, data } => account::run(command, &data),
+        Command::Backup { dest, data } => backup::run(&dest, &data),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

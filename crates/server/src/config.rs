@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub allow_plaintext_passwords: bool,
     /// The shortest password REGISTER accepts.
     pub min_password_len: usize,
+    /// Days of history kept; older messages are deleted hourly. 0 keeps everything.
+    pub history_retention_days: u64,
     /// The log filter when neither `--log-level` nor `RUST_LOG` gives one
     /// (`info`, `debug`, `natter_server=debug,info`, ...).
     pub log_level: String,
@@ -90,6 +92,7 @@ impl Default for ServerConfig {
             casemapping: CaseMappingSetting::Ascii,
             allow_plaintext_passwords: hub.allow_plaintext_passwords,
             min_password_len: hub.min_password_len,
+            history_retention_days: 0,
             log_level: "info".into(),
             limits: LimitsConfig::default(),
         }
@@ -195,8 +198,8 @@ impl Default for LimitsConfig {
             max_connections: 10_000,
             connections_per_ip: 64,
             sendq_bytes: 1024 * 1024,
-            flood_burst: 10,
-            flood_rate_per_sec: 4.0,
+            flood_burst: 250,
+            flood_rate_per_sec: 100.0,
         }
     }
 }
@@ -431,6 +434,10 @@ allow_plaintext_passwords = false
 # The shortest password REGISTER accepts for a new account.
 min_password_len = 1
 
+# Days of message history to keep; older messages are deleted every hour.
+# 0 keeps everything.
+history_retention_days = 0
+
 # The log filter (RUST_LOG syntax) when neither --log-level nor RUST_LOG is set.
 log_level = "info"
 
@@ -478,8 +485,8 @@ sendq_bytes = 1048576
 # Flood control: a client may send flood_burst lines at once, then
 # flood_rate_per_sec lines a second; beyond that its lines are delayed, not
 # refused. 0 in either turns flood control off.
-flood_burst = 10
-flood_rate_per_sec = 4.0
+flood_burst = 250
+flood_rate_per_sec = 100.0
 "#;
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub(crate) enum Event {
         ticket: u64,
         hash: Option<String>,
     },
+    /// The accounts in the database changed (`natter account`, SIGHUP): read them
+    /// again.
+    ReloadAccounts,
     /// A second passed.
     Tick,
     /// The server is stopping: tell every client and close.

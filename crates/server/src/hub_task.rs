@@ -31,6 +31,8 @@ pub(crate) struct HubTask {
     password_slots: Arc<Semaphore>,
     /// The store thread's inbox.
     store: std::sync::mpsc::Sender<StoreRequest>,
+    /// The database, for re-reading accounts on [`Event::ReloadAccounts`].
+    db_path: std::path::PathBuf,
 }
 
 impl HubTask {
@@ -38,6 +40,7 @@ impl HubTask {
         hub: Hub,
         events: mpsc::Sender<Event>,
         store: std::sync::mpsc::Sender<StoreRequest>,
+        db_path: std::path::PathBuf,
     ) -> HubTask {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
         HubTask {
@@ -48,6 +51,7 @@ impl HubTask {
             events,
             password_slots: Arc::new(Semaphore::new(parallel)),
             store,
+            db_path,
         }
     }
 
@@ -89,6 +93,7 @@ impl HubTask {
             Event::PasswordHashed { ticket, hash } => {
                 self.hub.password_hashed(ticket, hash, now, &mut self.out);
             }
+            Event::ReloadAccounts => self.reload_accounts(),
             Event::Tick => self.hub.tick(now, &mut self.out),
             Event::Shutdown => {
                 self.hub.shutdown(now, &mut self.out);
@@ -99,6 +104,20 @@ impl HubTask {
         }
         self.carry_out(now);
         true
+    }
+
+    /// Reads the accounts table again through a second connection: the table is
+    /// small and this happens only when an operator asks.
+    fn reload_accounts(&mut self) {
+        let loaded = natter_store::SqliteStore::open(&self.db_path)
+            .and_then(|mut store| natter_store::Store::accounts(&mut store));
+        match loaded {
+            Ok(accounts) => {
+                tracing::info!("reloaded {} accounts", accounts.len());
+                self.hub.replace_accounts(accounts);
+            }
+            Err(e) => tracing::error!("could not reload accounts: {e}"),
+        }
     }
 
     /// Delivers the outbox's lines, then carries out its effects. A client whose queue

@@ -36,5 +36,5 @@ pub use natter_proto::{
     Endpoint, Endpoint as ListenUrl, EndpointError, EndpointError as ListenUrlError, Host,
     DEFAULT_TCP_PORT, DEFAULT_UDP_PORT,
 };
-pub use server::{Server, ShutdownHandle};
+pub use server::{Server, ShutdownHandle, DATABASE_FILE, PID_FILE};
 pub use token_bucket::TokenBucket;

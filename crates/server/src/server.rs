@@ -59,6 +59,9 @@ impl ShutdownHandle {
 /// same and waits for it to finish.
 #[derive(Debug)]
 pub struct Server {
+    /// To ask the hub task to re-read accounts (SIGHUP).
+    reload: mpsc::Sender<Event>,
+    _pid_file: Option<PidFile>,
     local_addrs: Vec<ListenUrl>,
     shutdown: ShutdownHandle,
     stopped: Option<JoinHandle<()>>,
@@ -107,13 +110,17 @@ impl Server {
             })?;
         let mut hub = Hub::new(hub_config, Now::system());
         hub.load_accounts(accounts);
-        let store = crate::store_worker::spawn(Box::new(store), events.clone()).map_err(|e| {
-            StartError::Store {
+        let retention = (config.history_retention_days > 0)
+            .then(|| std::time::Duration::from_secs(config.history_retention_days * 86_400));
+        let store = crate::store_worker::spawn(Box::new(store), events.clone(), retention)
+            .map_err(|e| StartError::Store {
                 path: db_path.clone(),
                 message: format!("cannot start the store thread: {e}"),
-            }
-        })?;
-        let hub_task = tokio::spawn(HubTask::new(hub, events.clone(), store).run(events_rx));
+            })?;
+        let hub_task =
+            tokio::spawn(HubTask::new(hub, events.clone(), store, db_path.clone()).run(events_rx));
+        let pid_file = PidFile::write(&config.data_dir);
+        let reload = events.clone();
 
         let writers = Tracker::default();
         let limits = &config.limits;
@@ -150,6 +157,8 @@ impl Server {
             tracing::info!("listening on {url}");
         }
         Ok(Server {
+            reload,
+            _pid_file: pid_file,
             local_addrs,
             shutdown: ShutdownHandle {
                 requested: Arc::new(requested),
@@ -207,11 +216,20 @@ impl Server {
         use tokio::signal::unix::{signal, SignalKind};
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut hangup = signal(SignalKind::hangup())?;
         let mut requested = self.shutdown.requested.subscribe();
-        tokio::select! {
-            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
-            _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
-            _ = requested.wait_for(|stop| *stop) => {}
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+                _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
+                _ = hangup.recv() => {
+                    tracing::info!("received SIGHUP, reloading accounts");
+                    let _ = self.reload.send(Event::ReloadAccounts).await;
+                    continue;
+                }
+                _ = requested.wait_for(|stop| *stop) => {}
+            }
+            break;
         }
         self.shutdown().await;
         Ok(())
@@ -271,4 +289,36 @@ async fn stop_when_asked(
         );
     }
     tracing::info!("shutdown complete");
+}
+
+/// `natter.pid` in the data directory while the server runs: `natter account` reads
+/// it to tell a running server (SIGHUP) that accounts changed. Removed on drop.
+#[derive(Debug)]
+struct PidFile {
+    path: std::path::PathBuf,
+}
+
+/// The name of the pid file in the data directory.
+pub const PID_FILE: &str = "natter.pid";
+
+impl PidFile {
+    fn write(data_dir: &std::path::Path) -> Option<PidFile> {
+        let path = data_dir.join(PID_FILE);
+        match std::fs::write(&path, format!("{}\n", std::process::id())) {
+            Ok(()) => Some(PidFile { path }),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot write {}: {e}; `natter account` will not reach this server",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

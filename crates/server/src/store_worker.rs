@@ -3,6 +3,7 @@
 //! many messages), and reports each job's outcome back to the hub task.
 
 use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use natter_hub::{StoreJob, StoreOutcome};
 use natter_store::{Store, Write};
@@ -25,16 +26,37 @@ pub(crate) struct StoreRequest {
 pub(crate) fn spawn(
     mut store: Box<dyn Store>,
     events: mpsc::Sender<Event>,
+    retention: Option<Duration>,
 ) -> std::io::Result<std_mpsc::Sender<StoreRequest>> {
     let (tx, rx) = std_mpsc::channel::<StoreRequest>();
     std::thread::Builder::new()
         .name("natter-store".into())
-        .spawn(move || run(store.as_mut(), &rx, &events))?;
+        .spawn(move || run(store.as_mut(), &rx, &events, retention))?;
     Ok(tx)
 }
 
-fn run(store: &mut dyn Store, rx: &std_mpsc::Receiver<StoreRequest>, events: &mpsc::Sender<Event>) {
-    while let Ok(first) = rx.recv() {
+/// How often history older than the retention period is deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn run(
+    store: &mut dyn Store,
+    rx: &std_mpsc::Receiver<StoreRequest>,
+    events: &mpsc::Sender<Event>,
+    retention: Option<Duration>,
+) {
+    let mut next_prune = Instant::now();
+    loop {
+        if let Some(keep) = retention {
+            if Instant::now() >= next_prune {
+                prune(store, keep);
+                next_prune = Instant::now() + PRUNE_EVERY;
+            }
+        }
+        let first = match rx.recv_timeout(PRUNE_EVERY) {
+            Ok(first) => first,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         // Take everything already waiting: under load that is many messages.
         let mut requests = vec![first];
         while requests.len() < MAX_GROUP {
@@ -71,6 +93,23 @@ fn run(store: &mut dyn Store, rx: &std_mpsc::Receiver<StoreRequest>, events: &mp
         for (ticket, job) in reads {
             report(events, ticket, read(store, job));
         }
+    }
+}
+
+/// Deletes history older than `keep`.
+fn prune(store: &mut dyn Store, keep: Duration) {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let cutoff = i64::try_from(now_ms.saturating_sub(keep.as_millis())).unwrap_or(0);
+    match store.prune(cutoff) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "retention: deleted {n} messages older than {} days",
+            keep.as_secs() / 86_400
+        ),
+        Err(e) => tracing::error!("retention: could not delete old history: {e}"),
     }
 }
 
