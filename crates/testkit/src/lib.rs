@@ -20,6 +20,7 @@
 //! send before has arrived by the time the `PONG` does.
 
 mod client;
+pub mod lossy_proxy;
 mod server;
 
 pub use client::{MessageExt, TestClient, DEFAULT_TIMEOUT};
