@@ -82,6 +82,7 @@ impl Hub {
                 out,
                 StoreJob::Targets {
                     targets,
+                    participant: Some(self.identity_of(id)),
                     from_ms: a,
                     to_ms: b,
                     limit,
@@ -300,8 +301,20 @@ impl Hub {
                 );
                 self.send(out, client, start);
             }
+            let me = self.identity_of(client);
             for t in found {
-                let Some((_, name)) = names.iter().find(|(key, _)| *key == t.target) else {
+                // A direct conversation found by participant: named by the other party.
+                let other = t
+                    .target
+                    .split_once(' ')
+                    .and_then(|(a, b)| (a == me).then_some(b).or((b == me).then_some(a)))
+                    .map(str::to_owned);
+                let Some(name) = names
+                    .iter()
+                    .find(|(key, _)| *key == t.target)
+                    .map(|(_, name)| name.clone())
+                    .or(other)
+                else {
                     continue;
                 };
                 let time = format_ms(t.latest_ms);
@@ -311,7 +324,7 @@ impl Hub {
                 }
                 w.start(Some(&server), "CHATHISTORY")
                     .param("TARGETS")
-                    .param(name)
+                    .param(&name)
                     .param(&time);
                 self.send(out, client, Bytes::from(w.finish()));
             }

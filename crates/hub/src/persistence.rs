@@ -24,6 +24,8 @@ pub enum StoreJob {
     /// Which of these conversations saw messages between two times.
     Targets {
         targets: Vec<String>,
+        /// Also the direct conversations of this identity (folded account or nick).
+        participant: Option<String>,
         from_ms: i64,
         to_ms: i64,
         limit: usize,

@@ -324,14 +324,13 @@ impl Hub {
         let (source, nick, account) =
             (client.source(), client.nick.clone(), client.account.clone());
         self.notify_watchers(out, &nick, Some(&source));
-        match account {
-            // Logged in before registering (SASL): its offline messages come now.
-            Some(account) => {
-                let folded = self.fold(&account);
-                self.take_offline(out, &folded);
-            }
-            None => self.protect_nick(out, id),
+        // Logged in before registering (SASL): its offline messages come now.
+        if let Some(account) = account {
+            let folded = self.fold(&account);
+            self.take_offline(out, &folded);
         }
+        // Even a logged-in client may not keep another account's nick.
+        self.protect_nick(out, id);
     }
 
     /// 001 to 005, LUSERS and the MOTD.

@@ -998,7 +998,6 @@ fn a_client_that_quits_no_longer_gets_its_accounts_dms() {
 }
 
 #[test]
-#[ignore = "bug: try_finish_registration (registration.rs) calls protect_nick only when the client is not logged in, so SASL to any account before CAP END keeps any registered nick; protect_nick should run in both arms"]
 fn logging_in_to_another_account_before_registering_does_not_keep_a_protected_nick() {
     let mut t = TestHub::new();
     account(&mut t, "alice");

@@ -121,11 +121,12 @@ fn read(store: &mut dyn Store, job: StoreJob) -> StoreOutcome {
         }
         StoreJob::Targets {
             targets,
+            participant,
             from_ms,
             to_ms,
             limit,
         } => store
-            .active_targets(&targets, from_ms, to_ms, limit)
+            .active_targets(&targets, participant.as_deref(), from_ms, to_ms, limit)
             .map(StoreOutcome::Targets),
         StoreJob::TakeOffline { account } => {
             store.take_offline(&account).map(StoreOutcome::Messages)

@@ -32,11 +32,13 @@ pub trait Store: Send {
         query: &HistoryQuery,
     ) -> Result<Vec<StoredMessage>, StoreError>;
 
-    /// Conversations among `targets` with a message between `from_ms` and `to_ms`,
-    /// most recent first: for CHATHISTORY TARGETS.
+    /// Conversations among `targets`, and the direct conversations `participant`
+    /// (a folded account or nick) took part in, with a message between `from_ms` and
+    /// `to_ms`, most recent first: for CHATHISTORY TARGETS.
     fn active_targets(
         &mut self,
         targets: &[String],
+        participant: Option<&str>,
         from_ms: i64,
         to_ms: i64,
         limit: usize,

@@ -310,12 +310,12 @@ impl Store for SqliteStore {
                 let mut messages = self.select(target, &[bound.condition(true)], true, room / 2)?;
                 let after_room = limit - messages.len() - middle.len();
                 messages.extend(middle);
-                messages.extend(self.select(
-                    target,
-                    &[bound.condition(false)],
-                    false,
-                    after_room,
-                )?);
+                // A time selects the messages at that time too, after the middle.
+                let after = match bound {
+                    Bound::Time(t) => format!("m.time_ms >= {t}"),
+                    _ => bound.condition(false),
+                };
+                messages.extend(self.select(target, &[after], false, after_room)?);
                 Ok(messages)
             }
             HistoryQuery::Between { from, to, limit } => {
@@ -339,27 +339,58 @@ impl Store for SqliteStore {
     fn active_targets(
         &mut self,
         targets: &[String],
+        participant: Option<&str>,
         from_ms: i64,
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<TargetActivity>, StoreError> {
         let (low, high) = (from_ms.min(to_ms), from_ms.max(to_ms));
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT max(time_ms) FROM messages WHERE target = ?1 AND time_ms > ?2 AND time_ms < ?3",
-            )
-            .map_err(StoreError::sqlite("cannot query targets"))?;
-        let mut found = Vec::new();
-        for target in targets {
-            let latest: Option<i64> = stmt
-                .query_row(params![target, low, high], |r| r.get(0))
+        let mut found: Vec<TargetActivity> = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT max(time_ms) FROM messages WHERE target = ?1 AND time_ms > ?2 AND time_ms < ?3",
+                )
                 .map_err(StoreError::sqlite("cannot query targets"))?;
-            if let Some(latest_ms) = latest {
-                found.push(TargetActivity {
-                    target: target.clone(),
-                    latest_ms,
-                });
+            for target in targets {
+                let latest: Option<i64> = stmt
+                    .query_row(params![target, low, high], |r| r.get(0))
+                    .map_err(StoreError::sqlite("cannot query targets"))?;
+                if let Some(latest_ms) = latest {
+                    found.push(TargetActivity {
+                        target: target.clone(),
+                        latest_ms,
+                    });
+                }
+            }
+        }
+        if let Some(me) = participant {
+            // Direct keys are `a b`: the participant is the first or the last word.
+            // substr, not LIKE: `_` in a nick would be a LIKE wildcard.
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT target, max(time_ms) FROM messages
+                     WHERE (substr(target, 1, length(?1) + 1) = ?1 || ' '
+                            OR substr(target, -(length(?1) + 1)) = ' ' || ?1)
+                       AND time_ms > ?2 AND time_ms < ?3
+                     GROUP BY target",
+                )
+                .map_err(StoreError::sqlite("cannot query targets"))?;
+            let rows = stmt
+                .query_map(params![me, low, high], |r| {
+                    Ok(TargetActivity {
+                        target: r.get(0)?,
+                        latest_ms: r.get(1)?,
+                    })
+                })
+                .map_err(StoreError::sqlite("cannot query targets"))?;
+            for row in rows {
+                let row = row.map_err(StoreError::sqlite("cannot read targets"))?;
+                if !found.iter().any(|f| f.target == row.target) {
+                    found.push(row);
+                }
             }
         }
         found.sort_by_key(|a| std::cmp::Reverse(a.latest_ms));

@@ -293,12 +293,13 @@ impl TestHub {
             }
             StoreJob::Targets {
                 targets,
+                participant,
                 from_ms,
                 to_ms,
                 limit,
             } => StoreOutcome::Targets(
                 self.store
-                    .active_targets(&targets, from_ms, to_ms, limit)
+                    .active_targets(&targets, participant.as_deref(), from_ms, to_ms, limit)
                     .expect("targets"),
             ),
             StoreJob::TakeOffline { account } => {
