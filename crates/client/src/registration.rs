@@ -141,17 +141,45 @@ pub async fn register(
     }
 }
 
-/// The refusal a numeric or FAIL stands for.
+/// The refusal a numeric or FAIL stands for. The text is what the refusal is about,
+/// then its reason: `bob: No such nick/channel` for
+/// `:server 401 alice bob :No such nick/channel` (the first parameter of a numeric, the
+/// client's own nick, is left out).
 pub(crate) fn refused(msg: &Message) -> ClientError {
-    let text = msg
-        .params
-        .iter()
-        .skip(1)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let skip = usize::from(msg.command != "FAIL");
+    let params: Vec<&str> = msg.params.iter().skip(skip).map(String::as_str).collect();
+    let text = match params.split_last() {
+        Some((reason, [])) => (*reason).to_owned(),
+        Some((reason, about)) => format!("{}: {reason}", about.join(" ")),
+        None => String::new(),
+    };
     ClientError::Refused {
         code: msg.command.clone(),
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(line: &str) -> String {
+        match refused(&Message::parse(line.as_bytes()).expect("parses")) {
+            ClientError::Refused { text, .. } => text,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_what_it_is_about_then_why() {
+        assert_eq!(
+            text_of(":s 401 alice bob :No such nick/channel"),
+            "bob: No such nick/channel"
+        );
+        assert_eq!(text_of(":s 464 * :Password incorrect"), "Password incorrect");
+        assert_eq!(
+            text_of("FAIL PRIVMSG INVALID_TARGET #x :No such room"),
+            "PRIVMSG INVALID_TARGET #x: No such room"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The `natter` command: the chat server and its tools in one binary.
 //!
 //! Each subcommand is a thin shell over a library crate, so that what the command
-//! does can be tested without spawning it. Subcommands still to come: `send`, `chat`,
-//! `bench`, `account`, `backup`.
+//! does can be tested without spawning it. Subcommands still to come: `chat`,
+//! `bench`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 mod account;
 mod backup;
+mod send;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Command {
         #[command(flatten)]
         data: account::DataArgs,
     },
+    /// Send a message (or each line of standard input) to a nick or a #room, and exit 0
+    /// once the server has acknowledged every one
+    Send(Box<send::SendArgs>),
     /// Copy the database to a new file, consistently, even while the server runs
     Backup {
         /// The file to write (must not exist)
@@ -138,6 +142,8 @@ fn main() -> ExitCode {
         }
         Command::Account { command, data } => account::run(command, &data),
         Command::Backup { dest, data } => backup::run(&dest, &data),
+        // Says itself what failed, as "natter send: ...".
+        Command::Send(args) => return send::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
