@@ -349,7 +349,8 @@ impl TestClient {
 
     /// Everything the server sends before it answers a `PING` with a fresh token. The
     /// server handles a client's lines in order, so what it meant to send in answer to
-    /// earlier lines has arrived by then.
+    /// earlier lines has arrived by then. The server's own keepalive `PING`s are
+    /// answered and left out.
     #[track_caller]
     pub fn collect_until_pong(&mut self) -> impl Future<Output = Vec<Message>> + '_ {
         let at = Location::caller();
@@ -357,7 +358,7 @@ impl TestClient {
     }
 
     /// Asserts that the server has nothing more for this client right now: nothing
-    /// arrives before the answer to a fresh `PING`.
+    /// arrives before the answer to a fresh `PING` (keepalive `PING`s aside).
     #[track_caller]
     pub fn assert_nothing_more(&mut self) -> impl Future<Output = ()> + '_ {
         let at = Location::caller();
@@ -474,6 +475,9 @@ impl TestClient {
         loop {
             match self.next(deadline).await {
                 Next::Line(msg, _) if msg.command == "PONG" && msg.text() == token => return got,
+                // Keepalive, answered on the way: not something the server said to
+                // this client about the chat.
+                Next::Line(msg, _) if msg.command == "PING" => {}
                 Next::Line(msg, raw) => {
                     seen.push(raw);
                     got.push(msg);

@@ -129,3 +129,35 @@ async fn a_message_to_room_operators_reaches_only_operators() {
     op.expect_privmsg("carol", "@#room", "ops only").await;
     bob.assert_nothing_more().await;
 }
+
+#[tokio::test]
+#[ignore = "bug: the longest PRIVMSG a client may send (510 bytes) is relayed as a \
+            533-byte line, over IRC's 512, which natter_client's own parser refuses"]
+async fn the_longest_message_a_client_may_send_is_relayed_within_512_bytes() {
+    let server = TestServer::start().await;
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    alice.join("#room").await;
+    bob.join("#room").await;
+    alice.expect_command("JOIN").await;
+    for target in ["bob", "#room"] {
+        let text = "x".repeat(510 - "PRIVMSG  :".len() - target.len());
+        let line = format!("PRIVMSG {target} :{text}");
+        assert_eq!(line.len(), 510, "the longest body a client may send");
+        alice.send(&line).await;
+        // A line over 512 bytes does not even parse: the wait fails quoting it.
+        let relayed = bob.expect_command("PRIVMSG").await;
+        assert!(
+            relayed.line().len() + 2 <= 512,
+            "{} bytes relayed",
+            relayed.line().len() + 2
+        );
+        assert!(relayed.is_from("alice"), "{}", relayed.line());
+        assert!(
+            !relayed.text().is_empty() && text.starts_with(relayed.text()),
+            "the text may be cut, not changed: {}",
+            relayed.line()
+        );
+    }
+    alice.assert_nothing_more().await;
+}

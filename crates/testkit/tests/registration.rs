@@ -154,3 +154,73 @@ async fn quit_closes_the_connection_with_an_error_line() {
     // The nick is free again.
     server.user("alice").await;
 }
+
+#[tokio::test]
+async fn two_connections_asking_for_one_nick_before_registering_get_it_once() {
+    let server = TestServer::start().await;
+    let mut first = TestClient::connect_tcp(&server).await;
+    let mut second = TestClient::connect_tcp(&server).await;
+    // Both ask while neither is registered, so neither NICK is refused yet.
+    first.send("NICK twin").await;
+    second.send("NICK twin").await;
+    second.assert_nothing_more().await;
+    first.send("USER twin 0 * :First").await;
+    first.expect_numeric("001").await;
+    second.send("USER twin 0 * :Second").await;
+    let refusal = second.expect_numeric("433").await;
+    assert_eq!(refusal.param(1), Some("twin"), "{}", refusal.line());
+    second.assert_nothing_more().await;
+    second.send("NICK twin2").await;
+    second.expect_numeric("001").await;
+}
+
+#[tokio::test]
+async fn a_quit_followed_by_more_input_still_delivers_the_error_line() {
+    let server = TestServer::start().await;
+    let mut alice = server.user("alice").await;
+    // Unread input when a socket closes makes the kernel reset the connection,
+    // which can destroy the ERROR line before it is read.
+    let mut burst = b"QUIT :leaving in a hurry\r\n".to_vec();
+    for i in 0..2000 {
+        burst.extend_from_slice(format!("PRIVMSG nobody :after quit {i}\r\n").as_bytes());
+    }
+    alice.send_raw(&burst).await;
+    let lines = alice.expect_closed().await;
+    assert!(
+        lines.iter().any(|m| m.command == "ERROR"),
+        "no ERROR before the close: {:?}",
+        lines.iter().map(MessageExt::line).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_answer_ping_is_dropped_and_its_rooms_told() {
+    let server = TestServer::start_with(|cfg| {
+        cfg.limits.ping_interval = 1;
+        cfg.limits.ping_timeout = 1;
+    })
+    .await;
+    let mut silent = server.user("silent").await;
+    silent.join("#room").await;
+    let mut watcher = server.user("watcher").await;
+    watcher.join("#room").await;
+    // From here on `silent` reads nothing, so it answers no PING; the watcher's
+    // waits answer the server's PINGs, so it stays.
+    watcher.set_timeout(std::time::Duration::from_secs(8));
+    let quit = watcher
+        .expect(|m| m.command == "QUIT" && m.is_from("silent"))
+        .await;
+    assert_eq!(quit.text(), "Ping timeout: 1 seconds", "{}", quit.line());
+    let lines = silent.expect_closed().await;
+    assert!(
+        lines.iter().any(|m| m.command == "PING"),
+        "dropped without being PINGed: {:?}",
+        lines.iter().map(MessageExt::line).collect::<Vec<_>>()
+    );
+    let error = lines
+        .iter()
+        .find(|m| m.command == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR before the close"));
+    assert!(error.text().contains("Ping timeout"), "{}", error.line());
+    watcher.assert_nothing_more().await;
+}

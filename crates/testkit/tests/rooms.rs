@@ -243,3 +243,27 @@ async fn join_0_leaves_every_room() {
     assert_eq!(parted, ["#a", "#b"]);
     bob.assert_nothing_more().await;
 }
+
+#[tokio::test]
+async fn a_long_member_list_is_split_into_names_lines_that_fit() {
+    let server = TestServer::start().await;
+    let mut members = Vec::new();
+    // 40 nicks of 30 bytes: 1.2 kB of names, three lines' worth at least.
+    for i in 0..40 {
+        let mut member = server
+            .user(&format!("member{i:02}{}", "x".repeat(22)))
+            .await;
+        member.join("#crowd").await;
+        members.push(member);
+    }
+    let mut late = server.user("late").await;
+    let joined = late.join("#crowd").await;
+    let lines: Vec<&Message> = joined.iter().filter(|m| m.command == "353").collect();
+    assert!(lines.len() >= 3, "{} NAMES lines", lines.len());
+    let mut names: Vec<&str> = lines.iter().flat_map(|m| m.text().split(' ')).collect();
+    names.sort_unstable();
+    assert_eq!(names.len(), 41, "{names:?}");
+    assert_eq!(names[0], format!("@member00{}", "x".repeat(22)));
+    // Every line parsed, so each was within 512 bytes.
+    assert!(lines.iter().all(|m| m.line().len() + 2 <= 512));
+}
