@@ -191,22 +191,30 @@ impl TestClient {
         caps: &'a [&'a str],
     ) -> impl Future<Output = Registered> + 'a {
         let at = Location::caller();
-        async move {
-            let registered = self
-                .register_at(at, Registration::new(nick).caps(caps))
-                .await;
-            let missing: Vec<&str> = caps
-                .iter()
-                .copied()
-                .filter(|c| !registered.caps.iter().any(|a| a == c))
-                .collect();
-            assert!(
-                missing.is_empty(),
-                "{at}: {nick}: the server did not acknowledge {missing:?} (acknowledged: {:?})",
-                registered.caps
-            );
-            registered
-        }
+        self.register_with_caps_at(at, nick, caps)
+    }
+
+    /// The body of [`TestClient::register_with_caps`].
+    pub(crate) async fn register_with_caps_at(
+        &mut self,
+        at: &'static Location<'static>,
+        nick: &str,
+        caps: &[&str],
+    ) -> Registered {
+        let registered = self
+            .register_at(at, Registration::new(nick).caps(caps))
+            .await;
+        let missing: Vec<&str> = caps
+            .iter()
+            .copied()
+            .filter(|c| !registered.caps.iter().any(|a| a == c))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{at}: {nick}: the server did not acknowledge {missing:?} (acknowledged: {:?})",
+            registered.caps
+        );
+        registered
     }
 
     /// Registers as `registration` says; fails the test if the server refuses.
@@ -219,7 +227,8 @@ impl TestClient {
         self.register_at(at, registration)
     }
 
-    async fn register_at(
+    /// The body of every `register*`: registers, or fails saying where.
+    pub(crate) async fn register_at(
         &mut self,
         at: &'static Location<'static>,
         registration: Registration,

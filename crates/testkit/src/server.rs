@@ -1,9 +1,11 @@
 //! A natter server running inside the test process, on real sockets.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::panic::Location;
 use std::path::{Path, PathBuf};
 
-use natter_client::Target;
+use natter_client::{Registration, Target};
 use natter_server::{ListenUrl, Server, ServerConfig};
 use tempfile::TempDir;
 
@@ -141,18 +143,30 @@ impl TestServer {
 
     /// A client connected over IPv4 TCP and registered as `nick`, without capabilities:
     /// the usual cast member of a test.
-    pub async fn user(&self, nick: &str) -> TestClient {
-        let mut client = TestClient::connect_tcp(self).await;
-        client.register(nick).await;
-        client
+    #[track_caller]
+    pub fn user<'a>(&'a self, nick: &'a str) -> impl Future<Output = TestClient> + 'a {
+        let at = Location::caller();
+        async move {
+            let mut client = TestClient::connect_tcp(self).await;
+            client.register_at(at, Registration::new(nick)).await;
+            client
+        }
     }
 
     /// A client connected over IPv4 TCP and registered as `nick` with `caps`, every one
     /// of which must be acknowledged.
-    pub async fn user_with_caps(&self, nick: &str, caps: &[&str]) -> TestClient {
-        let mut client = TestClient::connect_tcp(self).await;
-        client.register_with_caps(nick, caps).await;
-        client
+    #[track_caller]
+    pub fn user_with_caps<'a>(
+        &'a self,
+        nick: &'a str,
+        caps: &'a [&'a str],
+    ) -> impl Future<Output = TestClient> + 'a {
+        let at = Location::caller();
+        async move {
+            let mut client = TestClient::connect_tcp(self).await;
+            client.register_with_caps_at(at, nick, caps).await;
+            client
+        }
     }
 
     /// Shuts the server down gracefully and waits until it has: every client is sent
