@@ -426,7 +426,7 @@ impl TestClient {
         let mut got = Vec::new();
         let mut seen = Seen::default();
         loop {
-            match self.next(deadline).await {
+            match self.next(at, deadline).await {
                 Next::Line(msg, raw) => {
                     seen.push(raw);
                     got.push(msg);
@@ -452,7 +452,7 @@ impl TestClient {
         let deadline = Instant::now() + self.timeout;
         let mut seen = Seen::default();
         loop {
-            match self.next(deadline).await {
+            match self.next(at, deadline).await {
                 Next::Line(msg, raw) => {
                     if wanted(&msg) {
                         return msg;
@@ -482,7 +482,7 @@ impl TestClient {
         let mut got = Vec::new();
         let mut seen = Seen::default();
         loop {
-            match self.next(deadline).await {
+            match self.next(at, deadline).await {
                 Next::Line(msg, _) if msg.command == "PONG" && msg.text() == token => return got,
                 // Keepalive, answered on the way: not something the server said to
                 // this client about the chat.
@@ -508,7 +508,7 @@ impl TestClient {
     }
 
     /// Reads one line, answering a server `PING` on the way.
-    async fn next(&mut self, deadline: Instant) -> Next {
+    async fn next(&mut self, at: &'static Location<'static>, deadline: Instant) -> Next {
         let line = match timeout_at(deadline, self.conn.recv_raw()).await {
             Err(_) => return Next::TimedOut,
             Ok(Ok(None)) => return Next::Closed(None),
@@ -518,7 +518,7 @@ impl TestClient {
         let raw = String::from_utf8_lossy(&line).into_owned();
         let msg = Message::parse(&line).unwrap_or_else(|e| {
             panic!(
-                "{}: the server sent a line that does not parse ({e}): {raw:?}",
+                "{at}: {}: the server sent a line that does not parse ({e}): {raw:?}",
                 self.label
             )
         });
