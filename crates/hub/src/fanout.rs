@@ -107,7 +107,7 @@ impl Outgoing {
         for p in &self.params {
             w.param(p);
         }
-        w.finish()
+        w.finish_within(natter_proto::MAX_LINE_BYTES)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
-use natter_proto::{numeric::*, LineWriter, Message, ParseError};
+use natter_proto::{numeric::*, LineWriter, Message, ParseError, MAX_LINE_BYTES};
 
 use crate::caps::Cap;
 use crate::channel::Channel;
@@ -422,11 +422,17 @@ impl Hub {
         let last = params.len().saturating_sub(1);
         for (i, p) in params.iter().enumerate() {
             // A middle parameter echoed from the client (`NICK :a b`, `TOPIC :`) must
-            // not split, vanish or swallow the parameters after it.
+            // not split, vanish or swallow the parameters after it, nor push the line
+            // past 512 bytes.
             let broken = p.is_empty() || p.contains(' ') || p.starts_with(':');
-            w.param(if i < last && broken { "*" } else { p });
+            let p = if i < last && broken { "*" } else { p };
+            w.param(if i < last {
+                cut(p, MAX_ECHOED_PARAM)
+            } else {
+                p
+            });
         }
-        self.send(out, to, Bytes::from(w.finish()));
+        self.send(out, to, Bytes::from(w.finish_within(MAX_LINE_BYTES)));
     }
 
     /// Sends an IRCv3 standard reply: `FAIL <command> <code> [context...] :description`.
@@ -626,7 +632,23 @@ pub(crate) fn server_line(source: Option<&str>, command: &str, params: &[&str]) 
     for p in params {
         w.param(p);
     }
-    Bytes::from(w.finish())
+    Bytes::from(w.finish_within(MAX_LINE_BYTES))
+}
+
+/// The longest middle parameter a reply echoes: nicks, rooms and ISUPPORT tokens
+/// fit; garbage a client sent is cut so the reply stays within 512 bytes.
+const MAX_ECHOED_PARAM: usize = 200;
+
+/// `text` cut to at most `max` bytes at a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Adds one tag (already `key=escaped-value`) to a serialized line.

@@ -1,6 +1,6 @@
 //! PRIVMSG, NOTICE and TAGMSG: to nicks, to rooms, to several targets at once.
 
-use natter_proto::{numeric::*, Message};
+use natter_proto::{numeric::*, Message, MAX_LINE_BYTES};
 
 use natter_store::{StoredMessage, Write};
 
@@ -72,6 +72,10 @@ impl Hub {
                 _ => (None, target),
             },
         };
+        // Relayed with the sender's source in front, the text must still fit in 512
+        // bytes: it is cut (and stored) as relayed.
+        let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
+        let text = crate::hub::cut(text, MAX_LINE_BYTES.saturating_sub(overhead));
         let msgid = self.next_msgid();
         let mut line = Outgoing::new(self.now.server_time(), Some(source.clone()), command)
             .param(target)

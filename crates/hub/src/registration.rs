@@ -459,14 +459,7 @@ impl Hub {
     }
 }
 
-/// `text` cut to at most `max` bytes at a character boundary.
+/// `text` cut to at most `max` bytes at a character boundary, owned.
 pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::hub::cut(text, max).to_owned()
 }

@@ -13,6 +13,8 @@ pub struct LineWriter {
     pending: Option<(usize, usize)>,
     /// Write the colon of the last parameter only where the grammar needs it.
     minimal: bool,
+    /// Where the part after the tags begins: the part the 512-byte limit is about.
+    body_start: usize,
 }
 
 impl LineWriter {
@@ -22,6 +24,7 @@ impl LineWriter {
             has_tags: false,
             pending: None,
             minimal: false,
+            body_start: 0,
         }
     }
 
@@ -52,6 +55,7 @@ impl LineWriter {
         if self.has_tags {
             self.buf.push(b' ');
         }
+        self.body_start = self.buf.len();
         if let Some(source) = source {
             self.buf.push(b':');
             self.buf.extend_from_slice(source.as_bytes());
@@ -69,6 +73,28 @@ impl LineWriter {
         self.buf.extend_from_slice(param.as_bytes());
         self.pending = Some((start, self.buf.len()));
         self
+    }
+
+    /// Ends the line with CR LF, cutting the last parameter (at a character
+    /// boundary) so that the part after the tags is at most `max_line` bytes, CR LF
+    /// included. Lines echo what clients send; this keeps every line a client
+    /// receives within what IRC allows, whatever it echoes.
+    pub fn finish_within(mut self, max_line: usize) -> Vec<u8> {
+        if let Some((start, end)) = self.pending {
+            // The colon (at most " :") and CR LF are still to come.
+            let total = self.buf.len() - self.body_start + 2 + 2;
+            if total > max_line {
+                let excess = total - max_line;
+                let param = &self.buf[start..end];
+                let mut keep = param.len().saturating_sub(excess);
+                while keep > 0 && (param[keep] & 0xC0) == 0x80 {
+                    keep -= 1;
+                }
+                self.buf.truncate(start + keep);
+                self.pending = Some((start, start + keep));
+            }
+        }
+        self.finish()
     }
 
     /// Ends the line with CR LF and returns it.
@@ -107,6 +133,20 @@ mod tests {
             w.finish(),
             b"@time=2026-01-01T00:00:00.000Z;+x=a\\sb :srv NOTICE * :hi\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn finish_within_cuts_the_last_parameter_at_a_character_boundary() {
+        let mut w = LineWriter::new();
+        w.tag("time", "x");
+        w.start(Some("srv"), "NOTICE")
+            .param("*")
+            .param(&"é".repeat(300));
+        let line = w.finish_within(64);
+        let body = &line[line.iter().position(|&b| b == b' ').unwrap() + 1..];
+        assert!(body.len() <= 64, "{}", body.len());
+        assert!(std::str::from_utf8(&line).is_ok());
+        assert!(line.ends_with(b"\r\n"));
     }
 
     #[test]

@@ -253,8 +253,6 @@ async fn an_unknown_room_mode_gets_472() {
 }
 
 #[tokio::test]
-#[ignore = "bug: error replies echo the client's parameter whole, making lines of up \
-            to 548 bytes (401, 403, 406, 410, 421, 432, 318, 366, 369, 315, PONG)"]
 async fn replies_that_echo_a_long_parameter_stay_within_512_bytes() {
     let server = TestServer::start_with(|cfg| cfg.limits.flood_burst = 0).await;
     let mut alice = server.user("alice").await;

@@ -131,8 +131,6 @@ async fn a_message_to_room_operators_reaches_only_operators() {
 }
 
 #[tokio::test]
-#[ignore = "bug: the longest PRIVMSG a client may send (510 bytes) is relayed as a \
-            533-byte line, over IRC's 512, which natter_client's own parser refuses"]
 async fn the_longest_message_a_client_may_send_is_relayed_within_512_bytes() {
     let server = TestServer::start().await;
     let mut alice = server.user("alice").await;
