@@ -1,8 +1,7 @@
 //! The `natter` command: the chat server and its tools in one binary.
 //!
 //! Each subcommand is a thin shell over a library crate, so that what the command
-//! does can be tested without spawning it. Subcommands still to come: `chat`,
-//! `bench`.
+//! does can be tested without spawning it. Subcommands still to come: `chat`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -49,6 +48,9 @@ enum Command {
     /// Send a message (or each line of standard input) to a nick or a #room, and exit 0
     /// once the server has acknowledged every one
     Send(Box<send::SendArgs>),
+    /// Load-test natter or any IRC server on this machine: fan-out, direct messages,
+    /// idle clients, connection rate; prints throughput, latency and memory
+    Bench(Box<natter_bench::BenchArgs>),
     /// Copy the database to a new file, consistently, even while the server runs
     Backup {
         /// The file to write (must not exist)
@@ -144,6 +146,8 @@ fn main() -> ExitCode {
         Command::Backup { dest, data } => backup::run(&dest, &data),
         // Says itself what failed, as "natter send: ...".
         Command::Send(args) => return send::run(*args),
+        // Prints its own table and errors, as "natter bench: ...".
+        Command::Bench(args) => return natter_bench::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,384 @@
+//! Message traffic between registered clients: each may send a stream of messages to one
+//! target (a room or a nick), pipelined or paced, and each counts what it receives until
+//! it has what it expects.
+//!
+//! Pipelined senders write prebuilt chunks of [`Plan::sample`] lines in one `write`
+//! each; the first line of each chunk carries the send time, patched in just before the
+//! write. Paced senders stamp every message. Receivers count deliveries with
+//! [`crate::scan`] and put each timestamp's age into their own HDR histogram, merged at
+//! the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Mutex;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::link::Link;
+use crate::progress::Progress;
+use crate::scan::{classify, pong_for, write_stamp, Line, STAMP_LEN};
+
+/// Counters every client adds to, read by the progress line.
+#[derive(Debug)]
+pub struct Shared {
+    /// The generator's clock: timestamps are nanoseconds since this.
+    pub epoch: std::time::Instant,
+    /// Deliveries so far are its `done`.
+    pub progress: Arc<Progress>,
+    pub sent: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(progress: Arc<Progress>) -> Shared {
+        Shared {
+            epoch: std::time::Instant::now(),
+            progress,
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// What one client sends.
+#[derive(Clone, Debug)]
+pub struct Sending {
+    /// `#room` or a nick.
+    pub target: String,
+    pub count: usize,
+    /// Bytes of text per message.
+    pub size: usize,
+    /// Pipelined: lines per write, the first stamped. Ignored when paced.
+    pub chunk: usize,
+    /// Paced: the time between two messages.
+    pub every: Option<Duration>,
+}
+
+/// A client ready for traffic.
+pub struct Client {
+    pub link: Link,
+    pub sending: Option<Sending>,
+    /// Deliveries after which it is done.
+    pub expect: u64,
+}
+
+/// What one client saw.
+pub struct Outcome {
+    pub received: u64,
+    pub sent: u64,
+    /// When it had all it expected.
+    pub done_at: Option<Instant>,
+    pub latency: Histogram<u64>,
+    pub error: Option<String>,
+    /// The connection, kept open until the whole run is over: closing it early would
+    /// send QUITs into the measurement.
+    pub keep: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// A histogram of nanoseconds from 1 ns to 10 minutes at 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The bytes of `count` messages to `target`, each of `size` bytes of text, the first
+/// with room for a timestamp: the buffer and where the timestamp goes.
+pub fn build_chunk(target: &str, size: usize, count: usize) -> (Vec<u8>, usize) {
+    let head = format!("PRIVMSG {target} :");
+    let mut buf = Vec::with_capacity(count * (head.len() + size + 2));
+    let stamp_at = head.len();
+    for i in 0..count {
+        buf.extend_from_slice(head.as_bytes());
+        if i == 0 {
+            buf.extend_from_slice(&[b'0'; STAMP_LEN]);
+            buf.push(b' ');
+            buf.resize(buf.len() + size.saturating_sub(STAMP_LEN + 1), b'x');
+        } else {
+            buf.resize(buf.len() + size, b'x');
+        }
+        buf.extend_from_slice(b"\r\n");
+    }
+    (buf, stamp_at)
+}
+
+/// Runs one client until it received `expect` and sent all it had to, or `deadline`.
+pub async fn run(client: Client, shared: Arc<Shared>, deadline: Instant) -> Outcome {
+    let Client {
+        link,
+        sending,
+        expect,
+    } = client;
+    match link {
+        Link::Tcp { stream, scanner } => {
+            let (mut rd, wr) = stream.into_split();
+            let wr = Arc::new(Mutex::new(wr));
+            let writer = sending.map(|s| {
+                let (wr, shared) = (wr.clone(), shared.clone());
+                tokio::spawn(async move {
+                    tokio::time::timeout_at(deadline, send_tcp(&wr, &s, &shared))
+                        .await
+                        .unwrap_or_else(|_| (0, Some("sending timed out".into())))
+                })
+            });
+            let mut scanner = scanner;
+            let mut out = Outcome {
+                received: 0,
+                sent: 0,
+                done_at: None,
+                latency: new_histogram(),
+                error: None,
+                keep: None,
+            };
+            let mut pongs = Vec::new();
+            // Lines that came with the end of registration or the join count too.
+            loop {
+                let mut n = 0u64;
+                scanner.lines(|line| {
+                    on_line(line, &shared, &mut n, &mut out, &mut pongs);
+                    true
+                });
+                out.received += n;
+                shared.progress.add(n);
+                if !pongs.is_empty() {
+                    let _ = wr.lock().await.write_all(&pongs).await;
+                    pongs.clear();
+                }
+                if out.received >= expect {
+                    out.done_at = Some(Instant::now());
+                    break;
+                }
+                match tokio::time::timeout_at(deadline, rd.read_buf(scanner.read_buffer())).await {
+                    Err(_) => break,
+                    Ok(Ok(0)) => {
+                        out.error
+                            .get_or_insert_with(|| "the server closed the connection".into());
+                        break;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        out.error.get_or_insert_with(|| format!("read failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            if let Some(writer) = writer {
+                match writer.await {
+                    Ok((sent, error)) => {
+                        out.sent = sent;
+                        if out.error.is_none() {
+                            out.error = error;
+                        }
+                    }
+                    Err(e) => out.error = Some(format!("sender failed: {e}")),
+                }
+            }
+            out.keep = Some(Box::new((rd, wr)));
+            out
+        }
+        Link::Udp { conn } => run_udp(*conn, sending, expect, shared, deadline).await,
+    }
+}
+
+fn on_line(line: Line<'_>, shared: &Shared, n: &mut u64, out: &mut Outcome, pongs: &mut Vec<u8>) {
+    match line {
+        Line::Privmsg { stamp } => {
+            *n += 1;
+            if let Some(sent) = stamp {
+                let age = shared.now_ns().saturating_sub(sent).max(1);
+                let _ = out.latency.record(age);
+            }
+        }
+        Line::Ping { params } => pongs.extend_from_slice(&pong_for(params)),
+        Line::Error { text } => {
+            out.error = Some(format!(
+                "the server closed the connection: {}",
+                String::from_utf8_lossy(text)
+            ))
+        }
+        Line::Pong | Line::Other { .. } => {}
+    }
+}
+
+/// Sends all of `s` over TCP; returns how many were sent, and why it stopped early.
+async fn send_tcp(
+    wr: &Mutex<OwnedWriteHalf>,
+    s: &Sending,
+    shared: &Shared,
+) -> (u64, Option<String>) {
+    let mut sent = 0u64;
+    if let Some(every) = s.every {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (mut buf, at) = build_chunk(&s.target, s.size, 1);
+        for _ in 0..s.count {
+            tick.tick().await;
+            write_stamp(&mut buf[at..at + STAMP_LEN], shared.now_ns());
+            if let Err(e) = wr.lock().await.write_all(&buf).await {
+                return (sent, Some(format!("send failed: {e}")));
+            }
+            sent += 1;
+            shared.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        return (sent, None);
+    }
+    let chunk = s.chunk.clamp(1, s.count.max(1));
+    let (mut full, at) = build_chunk(&s.target, s.size, chunk);
+    let rest = s.count % chunk;
+    let (mut tail, _) = build_chunk(&s.target, s.size, rest.max(1));
+    let mut left = s.count;
+    while left > 0 {
+        let (buf, n) = if left >= chunk {
+            (&mut full, chunk)
+        } else {
+            (&mut tail, left)
+        };
+        write_stamp(&mut buf[at..at + STAMP_LEN], shared.now_ns());
+        if let Err(e) = wr.lock().await.write_all(buf).await {
+            return (sent, Some(format!("send failed: {e}")));
+        }
+        left -= n;
+        sent += n as u64;
+        shared.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    (sent, None)
+}
+
+/// The same over natter's reliable UDP: one task reads and sends, taking what has
+/// arrived before each chunk so that the server never waits on a full receive window.
+async fn run_udp(
+    mut conn: natter_client::Connection,
+    sending: Option<Sending>,
+    expect: u64,
+    shared: Arc<Shared>,
+    deadline: Instant,
+) -> Outcome {
+    let mut out = Outcome {
+        received: 0,
+        sent: 0,
+        done_at: None,
+        latency: new_histogram(),
+        error: None,
+        keep: None,
+    };
+    let (count, chunk, every) = match &sending {
+        Some(s) => (s.count, s.chunk.clamp(1, s.count.max(1)), s.every),
+        None => (0, 1, None),
+    };
+    let (mut full, at) = match &sending {
+        Some(s) if every.is_some() => build_chunk(&s.target, s.size, 1),
+        Some(s) => build_chunk(&s.target, s.size, chunk),
+        None => (Vec::new(), 0),
+    };
+    let (mut tail, _) = match &sending {
+        Some(s) => build_chunk(&s.target, s.size, (count % chunk).max(1)),
+        None => (Vec::new(), 0),
+    };
+    let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut left = count;
+    let mut pongs = Vec::new();
+    loop {
+        if out.received >= expect && out.done_at.is_none() {
+            out.done_at = Some(Instant::now());
+        }
+        if out.done_at.is_some() && left == 0 {
+            break;
+        }
+        tokio::select! {
+            biased;
+            line = conn.recv_raw() => match line {
+                Ok(Some(line)) => {
+                    let mut n = 0;
+                    on_line(classify(&line), &shared, &mut n, &mut out, &mut pongs);
+                    out.received += n;
+                    shared.progress.add(n);
+                    if !pongs.is_empty() {
+                        let _ = conn.send_raw(&pongs).await;
+                        pongs.clear();
+                    }
+                }
+                Ok(None) => {
+                    out.error.get_or_insert_with(|| "the server closed the session".into());
+                    break;
+                }
+                Err(e) => {
+                    out.error.get_or_insert_with(|| e.to_string());
+                    break;
+                }
+            },
+            _ = tick.tick(), if left > 0 && every.is_some() => {
+                write_stamp(&mut full[at..at + STAMP_LEN], shared.now_ns());
+                if let Err(e) = conn.send_raw(&full).await {
+                    out.error = Some(format!("send failed: {e}"));
+                    break;
+                }
+                left -= 1;
+                out.sent += 1;
+                shared.sent.fetch_add(1, Ordering::Relaxed);
+            },
+            _ = std::future::ready(()), if left > 0 && every.is_none() => {
+                let (buf, n) = if left >= chunk { (&mut full, chunk) } else { (&mut tail, left) };
+                write_stamp(&mut buf[at..at + STAMP_LEN], shared.now_ns());
+                if let Err(e) = conn.send_raw(buf).await {
+                    out.error = Some(format!("send failed: {e}"));
+                    break;
+                }
+                left -= n;
+                out.sent += n as u64;
+                shared.sent.fetch_add(n as u64, Ordering::Relaxed);
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    out.keep = Some(Box::new(conn));
+    out
+}
+
+/// Runs every client at once; returns their outcomes and when the traffic started.
+pub async fn run_all(
+    clients: Vec<Client>,
+    shared: Arc<Shared>,
+    deadline: Instant,
+) -> Result<(Vec<Outcome>, Instant)> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in clients {
+        tasks.spawn(run(client, shared.clone(), deadline));
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        outcomes.push(done?);
+    }
+    Ok((outcomes, started))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::Scanner;
+
+    #[test]
+    fn a_chunk_is_whole_lines_of_the_asked_size_with_one_stamp() {
+        let (mut buf, at) = build_chunk("#room", 64, 3);
+        write_stamp(&mut buf[at..at + STAMP_LEN], 42);
+        let mut s = Scanner::new(1024);
+        s.extend(&buf);
+        let mut stamps = Vec::new();
+        s.lines(|l| {
+            if let Line::Privmsg { stamp } = l {
+                stamps.push(stamp);
+            }
+            true
+        });
+        assert_eq!(stamps, vec![Some(42), None, None]);
+        let line = buf.split(|&b| b == b'\n').next().expect("a line");
+        assert_eq!(line.len(), "PRIVMSG #room :".len() + 64 + 1);
+        assert_eq!(buf.len(), 3 * ("PRIVMSG #room :".len() + 64 + 2));
+    }
+}
