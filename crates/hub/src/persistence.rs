@@ -76,8 +76,8 @@ pub(crate) enum PendingStore {
         label: Option<String>,
         target: String,
         key: (String, String),
-        /// A MARKREAD to apply once the stored marker is known.
-        set: Option<i64>,
+        /// What to do once the stored marker is known.
+        then: MarkerThen,
     },
     /// A new account is kept: the registering client may log in.
     Register {
@@ -85,6 +85,17 @@ pub(crate) enum PendingStore {
         label: Option<String>,
         account: String,
     },
+}
+
+/// What a marker read from the store is for.
+pub(crate) enum MarkerThen {
+    /// Tell the client (MARKREAD with no timestamp).
+    Tell,
+    /// Apply a MARKREAD that sets this time.
+    Set(i64),
+    /// Tell the client, then send the NAMES of the room just joined (folded name):
+    /// the marker must come before RPL_ENDOFNAMES.
+    TellThenNames(String),
 }
 
 /// Replies waiting for a store job to finish.
@@ -159,8 +170,8 @@ impl Hub {
                 label,
                 target,
                 key,
-                set,
-            } => self.answer_marker(out, client, label, &target, key, set, outcome),
+                then,
+            } => self.answer_marker(out, client, label, &target, key, then, outcome),
             PendingStore::Register {
                 client,
                 label,

@@ -9,7 +9,7 @@ use crate::client::ClientId;
 use crate::history::format_ms;
 use crate::hub::{server_line, Hub, Reply};
 use crate::outbox::Outbox;
-use crate::persistence::{PendingStore, StoreJob, StoreOutcome};
+use crate::persistence::{MarkerThen, PendingStore, StoreJob, StoreOutcome};
 
 impl Hub {
     pub(crate) fn cmd_markread(&mut self, out: &mut Outbox, id: ClientId, msg: &Message) {
@@ -55,7 +55,7 @@ impl Hub {
                 } else {
                     // Not in memory (never set, or set before a restart): what the
                     // store holds comes first, so that the marker never moves back.
-                    self.load_marker(out, id, &target, key, Some(ms));
+                    self.load_marker(out, id, &target, key, MarkerThen::Set(ms));
                 }
             }
         }
@@ -125,7 +125,25 @@ impl Hub {
             self.send(out, id, line);
             return;
         }
-        self.load_marker(out, id, target, key, None);
+        self.load_marker(out, id, target, key, MarkerThen::Tell);
+    }
+
+    /// On JOIN: the marker, then the NAMES; the marker must precede
+    /// RPL_ENDOFNAMES, so when it has to be read first the NAMES wait for it.
+    pub(crate) fn send_marker_then_names(
+        &mut self,
+        out: &mut Outbox,
+        id: ClientId,
+        target: &str,
+        key: (String, String),
+    ) {
+        let folded = key.1.clone();
+        if self.read_markers.contains_key(&key) {
+            self.send_marker(out, id, target, key);
+            self.send_names(out, id, &folded);
+        } else {
+            self.load_marker(out, id, target, key, MarkerThen::TellThenNames(folded));
+        }
     }
 
     /// Reads a marker from the store, holding the client's later lines; then sets it
@@ -136,7 +154,7 @@ impl Hub {
         id: ClientId,
         target: &str,
         key: (String, String),
-        set: Option<i64>,
+        then: MarkerThen,
     ) {
         let label = self.hold(id);
         self.ask_store(
@@ -150,7 +168,7 @@ impl Hub {
                 label,
                 target: target.to_owned(),
                 key,
-                set,
+                then,
             },
         );
     }
@@ -163,7 +181,7 @@ impl Hub {
         label: Option<String>,
         target: &str,
         key: (String, String),
-        set: Option<i64>,
+        then: MarkerThen,
         outcome: StoreOutcome,
     ) {
         self.reply = Some(Reply::new(client, label));
@@ -175,9 +193,9 @@ impl Hub {
                 .map_or(ms, |k| k.max(ms));
             self.read_markers.insert(key.clone(), ms);
         }
-        match set {
-            Some(ms) => self.set_marker(out, client, target, key, ms),
-            None => {
+        match then {
+            MarkerThen::Set(ms) => self.set_marker(out, client, target, key, ms),
+            MarkerThen::Tell | MarkerThen::TellThenNames(_) => {
                 let stamp = match self.read_markers.get(&key) {
                     Some(ms) => format!("timestamp={}", format_ms(*ms)),
                     None => "*".to_owned(),
@@ -188,6 +206,9 @@ impl Hub {
                     &[target, &stamp],
                 );
                 self.send(out, client, line);
+                if let MarkerThen::TellThenNames(folded) = then {
+                    self.send_names(out, client, &folded);
+                }
             }
         }
         self.finish_reply(out);

@@ -150,27 +150,27 @@ impl Hub {
         if let Some(topic) = self.channels[&folded].topic.clone() {
             self.send_topic(out, id, &display, &topic);
         }
-        self.send_names(out, id, &folded);
-        // draft/read-marker: a joining client learns how far its account has read.
+        // draft/read-marker: a joining client learns how far its account has read,
+        // before the end of NAMES.
         let wants_marker = self
             .clients
             .get(&id)
             .is_some_and(|c| c.has(Cap::ReadMarker));
-        if wants_marker {
-            match account {
-                Some(account) => {
-                    let key = (self.fold(&account), folded.clone());
-                    self.send_marker(out, id, &display, key);
-                }
-                None => {
-                    let line = crate::hub::server_line(
-                        Some(&self.config.server_name),
-                        "MARKREAD",
-                        &[&display, "*"],
-                    );
-                    self.send(out, id, line);
-                }
+        match (wants_marker, account) {
+            (true, Some(account)) => {
+                let key = (self.fold(&account), folded.clone());
+                self.send_marker_then_names(out, id, &display, key);
             }
+            (true, None) => {
+                let line = crate::hub::server_line(
+                    Some(&self.config.server_name),
+                    "MARKREAD",
+                    &[&display, "*"],
+                );
+                self.send(out, id, line);
+                self.send_names(out, id, &folded);
+            }
+            (false, _) => self.send_names(out, id, &folded),
         }
     }
 

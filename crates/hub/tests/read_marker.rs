@@ -343,7 +343,6 @@ fn joining_reads_the_marker_from_the_store_after_a_restart() {
 }
 
 #[test]
-#[ignore = "bug (rooms.rs cmd_join): the MARKREAD is sent after RPL_ENDOFNAMES (and, when read from the store, after the labeled JOIN reply), but draft/read-marker says it MUST come before RPL_ENDOFNAMES"]
 fn the_marker_on_join_comes_before_the_end_of_names() {
     let (mut t, laptop, phone, _old) = alice_thrice();
     t.send(laptop, &format!("MARKREAD #room timestamp={}", ts(5)));
