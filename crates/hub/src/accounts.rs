@@ -529,16 +529,53 @@ impl Hub {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.nick_deadline = None;
             }
-            let guest = loop {
-                self.guest_counter += 1;
-                let candidate = format!("Guest{}", self.guest_counter);
-                if !self.nicks.contains_key(&self.fold(&candidate)) {
-                    break candidate;
-                }
-            };
-            let rename = Message::new("NICK", &[&guest]);
-            self.cmd_nick(out, id, &rename);
+            self.rename_to_guest(out, id);
         }
+    }
+
+    /// Gives a client a free `GuestN` nick.
+    fn rename_to_guest(&mut self, out: &mut Outbox, id: ClientId) {
+        let guest = loop {
+            self.guest_counter += 1;
+            let candidate = format!("Guest{}", self.guest_counter);
+            if !self.nicks.contains_key(&self.fold(&candidate)) {
+                break candidate;
+            }
+        };
+        let rename = Message::new("NICK", &[&guest]);
+        self.cmd_nick(out, id, &rename);
+    }
+
+    /// The owner of a registered nick takes it back: whoever holds it without being
+    /// logged in to its account is renamed at once. True when the nick is now free
+    /// for `claimant`.
+    pub(crate) fn reclaim_nick(
+        &mut self,
+        out: &mut Outbox,
+        claimant: ClientId,
+        folded: &str,
+    ) -> bool {
+        let Some(holder) = self.nicks.get(folded).copied() else {
+            return true;
+        };
+        if holder == claimant {
+            return true;
+        }
+        let Some(owner) = self.accounts.get(folded).map(|a| a.display.clone()) else {
+            return false;
+        };
+        let casemap = self.config.casemapping;
+        let logged_in_as_owner = |c: ClientId| {
+            self.clients
+                .get(&c)
+                .and_then(|c| c.account.as_deref())
+                .is_some_and(|a| casemap.eq(a, &owner))
+        };
+        if !logged_in_as_owner(claimant) || logged_in_as_owner(holder) {
+            return false;
+        }
+        self.rename_to_guest(out, holder);
+        !self.nicks.contains_key(folded)
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

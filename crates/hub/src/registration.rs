@@ -198,16 +198,19 @@ impl Hub {
             return;
         }
         let folded = self.fold(&wanted);
-        if let Some(holder) = self.nicks.get(&folded) {
-            if *holder != id {
-                self.numeric(
-                    out,
-                    id,
-                    ERR_NICKNAMEINUSE,
-                    &[&wanted, "Nickname is already in use"],
-                );
-                return;
-            }
+        // A registered nick held by someone else may still be this client's: it can
+        // log in (SASL) before registration ends, and then takes the nick back. So
+        // before registration the check waits until then.
+        let unregistered = self.clients.get(&id).is_some_and(|c| !c.is_registered());
+        let decided_later = unregistered && self.accounts.contains_key(&folded);
+        if !decided_later && !self.reclaim_nick(out, id, &folded) {
+            self.numeric(
+                out,
+                id,
+                ERR_NICKNAMEINUSE,
+                &[&wanted, "Nickname is already in use"],
+            );
+            return;
         }
         let Some(client) = self.clients.get_mut(&id) else {
             return;
@@ -290,7 +293,7 @@ impl Hub {
         }
         // The nick may have been taken since NICK was accepted.
         let folded = self.fold(&nick);
-        if self.nicks.contains_key(&folded) {
+        if !self.reclaim_nick(out, id, &folded) {
             self.numeric(
                 out,
                 id,

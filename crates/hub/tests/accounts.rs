@@ -1015,3 +1015,58 @@ fn logging_in_to_another_account_before_registering_does_not_keep_a_protected_ni
     t.tick();
     assert_eq!(t.take(c), [":alice!alice@127.0.0.1 NICK :Guest1"]);
 }
+
+// ---- the owner takes a registered nick back --------------------------------------
+
+#[test]
+fn the_owner_logging_in_takes_the_nick_back_from_an_impostor() {
+    let mut t = TestHub::new();
+    account(&mut t, "alice");
+    let impostor = t.connect("alice");
+    t.take(impostor);
+    // The owner asks for the same nick before logging in: no 433 yet, as the login
+    // that follows decides.
+    let owner = connect_sasl(&mut t, "alice", "alice", &[]);
+    let seen = t.take(impostor);
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(":alice!") && l.contains(" NICK :Guest")),
+        "the impostor is renamed at once: {seen:#?}"
+    );
+    assert_eq!(
+        t.ask(owner, "WHOIS alice").first().map(|l| numeric_of(l)),
+        Some(Some("311"))
+    );
+    assert_reply(&t.ask(owner, "ISON alice"), "303 alice :alice");
+}
+
+#[test]
+fn a_logged_in_owner_changing_to_its_nick_takes_it_back() {
+    let mut t = TestHub::new();
+    account(&mut t, "alice");
+    let owner = connect_sasl(&mut t, "alice_", "alice", &[]);
+    let impostor = t.connect("alice");
+    t.take(impostor);
+    let reply = t.ask(owner, "NICK alice");
+    assert!(
+        reply
+            .iter()
+            .any(|l| l.starts_with(":alice_!") && l.ends_with("NICK :alice")),
+        "{reply:#?}"
+    );
+    assert!(t.take(impostor).iter().any(|l| l.contains(" NICK :Guest")));
+}
+
+#[test]
+fn someone_else_logged_in_cannot_take_a_registered_nick() {
+    let mut t = TestHub::new();
+    account(&mut t, "alice");
+    account(&mut t, "mallory");
+    let holder = t.connect("alice");
+    t.take(holder);
+    let mallory = connect_sasl(&mut t, "mallory", "mallory", &[]);
+    assert_reply(
+        &t.ask(mallory, "NICK alice"),
+        "433 mallory alice :Nickname is already in use",
+    );
+}
