@@ -101,7 +101,7 @@ impl fmt::Display for StartError {
             ),
             StartError::Unsupported { url } => write!(
                 f,
-                "cannot listen on {url}: this version does not serve {}:// yet (use tcp:// or unix://)",
+                "cannot listen on {url}: this version does not serve {}:// yet (use tcp://, udp:// or unix://)",
                 url.scheme()
             ),
             StartError::NoListener => {

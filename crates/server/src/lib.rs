@@ -23,6 +23,7 @@ mod server;
 mod store_worker;
 mod token_bucket;
 mod tracker;
+mod udp;
 
 pub use config::{
     default_listen, CaseMappingSetting, ConfigError, LimitsConfig, OperConfig, ServerConfig,
@@ -38,3 +39,4 @@ pub use natter_proto::{
 };
 pub use server::{Server, ShutdownHandle, DATABASE_FILE, PID_FILE};
 pub use token_bucket::TokenBucket;
+pub use udp::UdpStats;

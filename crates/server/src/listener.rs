@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::conn_limit::ConnectionLimiter;
 use crate::connection::{self, Context};
 use crate::error::StartError;
+use crate::udp::BatchSocket;
 
 /// Pending connections the kernel may hold for us: enough for a burst of clients
 /// (a benchmark, or everyone reconnecting after a restart).
@@ -26,7 +27,7 @@ const BACKLOG: i32 = 1024;
 /// rather than spinning on an error that will not clear by itself at once.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// A bound socket, ready to accept.
+/// A bound stream socket, ready to accept.
 #[derive(Debug)]
 pub(crate) enum Listener {
     Tcp(TcpListener),
@@ -52,12 +53,20 @@ impl Drop for SocketFile {
     }
 }
 
-/// A listener and the URL of the address it is really bound to (with the port the
+/// A socket and the URL of the address it is really bound to (with the port the
 /// system picked, when port 0 was asked for).
 #[derive(Debug)]
 pub(crate) struct Bound {
     pub(crate) url: ListenUrl,
-    pub(crate) listener: Listener,
+    pub(crate) socket: BoundSocket,
+}
+
+/// A bound socket: one that accepts connections, or a UDP socket, served by a task of
+/// its own (`crate::udp`).
+#[derive(Debug)]
+pub(crate) enum BoundSocket {
+    Stream(Listener),
+    Datagram(BatchSocket),
 }
 
 /// Binds every URL. `tolerate_missing_ipv6` is set for the default listeners: a host
@@ -69,34 +78,29 @@ pub(crate) async fn bind_all(
     let mut bound = Vec::new();
     for url in urls {
         match url {
-            ListenUrl::Tcp { host, port } => {
-                let addrs: Vec<SocketAddr> = match host {
-                    Host::Ip(ip) => vec![SocketAddr::new(*ip, *port)],
-                    Host::Name(name) => {
-                        let resolved = tokio::net::lookup_host((name.as_str(), *port))
-                            .await
-                            .map_err(|source| StartError::Resolve {
-                                url: url.clone(),
-                                source,
-                            })?;
-                        let mut addrs: Vec<SocketAddr> = Vec::new();
-                        for addr in resolved {
-                            if !addrs.contains(&addr) {
-                                addrs.push(addr);
-                            }
-                        }
-                        addrs
+            ListenUrl::Tcp { host, port } | ListenUrl::Udp { host, port } => {
+                let udp = matches!(url, ListenUrl::Udp { .. });
+                let url_of = |addr: SocketAddr| {
+                    if udp {
+                        ListenUrl::udp(addr)
+                    } else {
+                        ListenUrl::tcp(addr)
                     }
                 };
-                for addr in addrs {
-                    match bind_tcp(addr) {
-                        Ok(listener) => {
-                            let local = listener.local_addr().unwrap_or(addr);
-                            bound.push(Bound {
-                                url: ListenUrl::tcp(local),
-                                listener: Listener::Tcp(listener),
-                            });
-                        }
+                for addr in resolve(url, host, *port).await? {
+                    let result = if udp {
+                        BatchSocket::bind(addr).map(|s| (s.local_addr(), BoundSocket::Datagram(s)))
+                    } else {
+                        bind_tcp(addr).map(|l| {
+                            let local = l.local_addr().unwrap_or(addr);
+                            (local, BoundSocket::Stream(Listener::Tcp(l)))
+                        })
+                    };
+                    match result {
+                        Ok((local, socket)) => bound.push(Bound {
+                            url: url_of(local),
+                            socket,
+                        }),
                         Err(e)
                             if tolerate_missing_ipv6
                                 && addr.is_ipv6()
@@ -107,12 +111,12 @@ pub(crate) async fn bind_all(
                         {
                             tracing::warn!(
                                 "not listening on {}: {e} (this host seems to have no IPv6; serving IPv4 only)",
-                                ListenUrl::tcp(addr)
+                                url_of(addr)
                             );
                         }
                         Err(source) => {
                             return Err(StartError::Bind {
-                                url: ListenUrl::tcp(addr),
+                                url: url_of(addr),
                                 source,
                             })
                         }
@@ -123,10 +127,10 @@ pub(crate) async fn bind_all(
                 let (listener, file) = bind_unix(path).await?;
                 bound.push(Bound {
                     url: url.clone(),
-                    listener: Listener::Unix {
+                    socket: BoundSocket::Stream(Listener::Unix {
                         listener,
                         _file: file,
-                    },
+                    }),
                 });
             }
             other => return Err(StartError::Unsupported { url: other.clone() }),
@@ -136,6 +140,29 @@ pub(crate) async fn bind_all(
         return Err(StartError::NoListener);
     }
     Ok(bound)
+}
+
+/// The addresses a URL's host stands for: itself, or what its name resolves to
+/// (without repeats).
+async fn resolve(url: &ListenUrl, host: &Host, port: u16) -> Result<Vec<SocketAddr>, StartError> {
+    match host {
+        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, port)]),
+        Host::Name(name) => {
+            let resolved = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|source| StartError::Resolve {
+                    url: url.clone(),
+                    source,
+                })?;
+            let mut addrs: Vec<SocketAddr> = Vec::new();
+            for addr in resolved {
+                if !addrs.contains(&addr) {
+                    addrs.push(addr);
+                }
+            }
+            Ok(addrs)
+        }
+    }
 }
 
 /// A TCP listener on `addr`. An IPv6 socket is IPv6-only, so that `[::]` and
@@ -204,7 +231,7 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
-    fn next_id(&self) -> ClientId {
+    pub(crate) fn next_id(&self) -> ClientId {
         ClientId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 }
@@ -212,15 +239,15 @@ impl Acceptor {
 /// Accepts connections on one listener until shutdown is signalled. Returning drops
 /// the listener (and removes a Unix socket file).
 pub(crate) async fn accept_loop(
-    bound: Bound,
+    url: ListenUrl,
+    listener: Listener,
     acceptor: Arc<Acceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let url = bound.url;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
-            accepted = accept(&bound.listener) => accepted,
+            accepted = accept(&listener) => accepted,
         };
         match accepted {
             Ok(stream) => admit(&acceptor, stream),

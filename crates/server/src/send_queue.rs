@@ -2,10 +2,11 @@
 //! reading costs at most its budget before it is dropped with `SendQ exceeded`,
 //! instead of growing the server's memory without end.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use natter_hub::ClientId;
 use tokio::sync::{mpsc, watch};
 
 /// Raised on a connection to end it: by the hub task to drop a client at once
@@ -24,6 +25,51 @@ pub(crate) struct SendQueue {
     queued: Arc<AtomicUsize>,
     budget: usize,
     stop: StopSignal,
+    /// Set for a queue drained by the UDP task rather than by a writer task of its
+    /// own. Declared last so that it drops last: its final wake comes after the line
+    /// channel has closed, so the woken task sees the end of the queue.
+    waker: Option<QueueWaker>,
+}
+
+/// Tells the UDP task that a queue it drains needs attention (a line, a kill, or the
+/// end of the queue). One task serves every UDP peer, so instead of one writer task
+/// per peer waiting on its own channel, each queue names itself on a shared channel,
+/// at most once until the task has looked (`scheduled`): a burst of lines to one peer
+/// costs one wake, and an idle peer costs nothing.
+#[derive(Debug)]
+pub(crate) struct QueueWaker {
+    id: ClientId,
+    scheduled: Arc<AtomicBool>,
+    wakes: mpsc::UnboundedSender<ClientId>,
+}
+
+impl QueueWaker {
+    /// A waker naming `id` on `wakes`; the task clears `scheduled` before it drains.
+    pub(crate) fn new(
+        id: ClientId,
+        scheduled: Arc<AtomicBool>,
+        wakes: mpsc::UnboundedSender<ClientId>,
+    ) -> QueueWaker {
+        QueueWaker {
+            id,
+            scheduled,
+            wakes,
+        }
+    }
+
+    fn wake(&self) {
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            let _ = self.wakes.send(self.id);
+        }
+    }
+}
+
+impl Drop for QueueWaker {
+    /// The queue is gone: always wake, even if a wake is pending, so that the task
+    /// never misses the end of a queue it already drained.
+    fn drop(&mut self) {
+        let _ = self.wakes.send(self.id);
+    }
 }
 
 /// The writer's end of a queue.
@@ -36,6 +82,15 @@ pub(crate) struct Outgoing {
 /// A queue holding at most `budget` bytes not yet written, and the stop signal the
 /// connection's tasks share.
 pub(crate) fn send_queue(budget: usize) -> (SendQueue, Outgoing, StopSignal) {
+    send_queue_with_waker(budget, None)
+}
+
+/// A queue as [`send_queue`] makes, whose pushes, kill and end also call `waker`:
+/// for the UDP task, which drains many queues itself.
+pub(crate) fn send_queue_with_waker(
+    budget: usize,
+    waker: Option<QueueWaker>,
+) -> (SendQueue, Outgoing, StopSignal) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(watch::Sender::new(false));
@@ -45,6 +100,7 @@ pub(crate) fn send_queue(budget: usize) -> (SendQueue, Outgoing, StopSignal) {
             queued: Arc::clone(&queued),
             budget,
             stop: Arc::clone(&stop),
+            waker,
         },
         Outgoing { lines: rx, queued },
         stop,
@@ -64,6 +120,10 @@ impl SendQueue {
         }
         if self.lines.send(line).is_err() {
             self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Ok(());
+        }
+        if let Some(waker) = &self.waker {
+            waker.wake();
         }
         Ok(())
     }
@@ -71,6 +131,9 @@ impl SendQueue {
     /// Ends the connection now, dropping what is queued.
     pub(crate) fn kill(&self) {
         self.stop.send_replace(true);
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
     }
 }
 
@@ -94,6 +157,29 @@ mod tests {
         let line = outgoing.lines.try_recv().expect("queued");
         outgoing.written(line.len());
         assert_eq!(queue.push(Bytes::from_static(b"1")), Ok(()));
+    }
+
+    #[test]
+    fn a_waking_queue_wakes_once_until_looked_at_and_again_at_its_end() {
+        let (wakes, mut woken) = mpsc::unbounded_channel();
+        let scheduled = Arc::new(AtomicBool::new(false));
+        let waker = QueueWaker::new(ClientId(7), Arc::clone(&scheduled), wakes);
+        let (queue, mut outgoing, _stop) = send_queue_with_waker(100, Some(waker));
+        queue.push(Bytes::from_static(b"a")).expect("fits");
+        queue.push(Bytes::from_static(b"b")).expect("fits");
+        assert_eq!(woken.try_recv(), Ok(ClientId(7)));
+        assert!(woken.try_recv().is_err(), "one wake for a burst");
+        scheduled.store(false, Ordering::Release);
+        while outgoing.lines.try_recv().is_ok() {}
+        queue.push(Bytes::from_static(b"c")).expect("fits");
+        assert_eq!(woken.try_recv(), Ok(ClientId(7)));
+        drop(queue);
+        assert_eq!(woken.try_recv(), Ok(ClientId(7)), "the end wakes too");
+        assert_eq!(outgoing.lines.try_recv(), Ok(Bytes::from_static(b"c")));
+        assert!(matches!(
+            outgoing.lines.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use natter_hub::{Hub, Now};
@@ -18,8 +18,9 @@ use crate::connection::Context;
 use crate::error::StartError;
 use crate::event::Event;
 use crate::hub_task::HubTask;
-use crate::listener::{accept_loop, bind_all, Acceptor};
+use crate::listener::{accept_loop, bind_all, Acceptor, BoundSocket};
 use crate::tracker::Tracker;
+use crate::udp::{UdpEndpoint, UdpStats};
 
 /// The database file in the data directory.
 pub const DATABASE_FILE: &str = "natter.db";
@@ -63,6 +64,8 @@ pub struct Server {
     reload: mpsc::Sender<Event>,
     _pid_file: Option<PidFile>,
     local_addrs: Vec<ListenUrl>,
+    /// Each UDP socket's counters.
+    udp_stats: Vec<Arc<Mutex<UdpStats>>>,
     shutdown: ShutdownHandle,
     stopped: Option<JoinHandle<()>>,
 }
@@ -137,10 +140,39 @@ impl Server {
         });
 
         let (requested, shutdown_rx) = watch::channel(false);
-        let accept_loops: Vec<JoinHandle<()>> = bound
-            .into_iter()
-            .map(|b| tokio::spawn(accept_loop(b, Arc::clone(&acceptor), shutdown_rx.clone())))
-            .collect();
+        let mut accept_loops: Vec<JoinHandle<()>> = Vec::new();
+        let mut udp_stats = Vec::new();
+        // One key for every UDP socket, kept in the data directory (see udp::cookie_key).
+        let cookies = natter_udp::Cookies::new(
+            crate::udp::cookie_key(&config.data_dir),
+            std::time::Instant::now(),
+        );
+        for b in bound {
+            match b.socket {
+                BoundSocket::Stream(listener) => accept_loops.push(tokio::spawn(accept_loop(
+                    b.url,
+                    listener,
+                    Arc::clone(&acceptor),
+                    shutdown_rx.clone(),
+                ))),
+                BoundSocket::Datagram(socket) => {
+                    let stats = Arc::new(Mutex::new(UdpStats::default()));
+                    udp_stats.push(Arc::clone(&stats));
+                    let endpoint = UdpEndpoint::new(
+                        b.url,
+                        socket,
+                        cookies.clone(),
+                        config.server_name.clone(),
+                        Arc::clone(&acceptor),
+                        stats,
+                    );
+                    // Not awaited at shutdown like the accept loops: it must keep
+                    // serving until the hub has said goodbye to its sessions. Tracked
+                    // with the writers instead, which shutdown waits for.
+                    tokio::spawn(endpoint.run(shutdown_rx.clone(), writers.track()));
+                }
+            }
+        }
         drop(acceptor);
         let ticker = tokio::spawn(tick(events.clone(), shutdown_rx.clone()));
         let stopped = tokio::spawn(stop_when_asked(
@@ -160,6 +192,7 @@ impl Server {
             reload,
             _pid_file: pid_file,
             local_addrs,
+            udp_stats,
             shutdown: ShutdownHandle {
                 requested: Arc::new(requested),
             },
@@ -168,7 +201,7 @@ impl Server {
     }
 
     /// Every address listened on, as URLs with the real ports: `tcp://127.0.0.1:40123`,
-    /// `tcp://[::1]:40124`, `unix:///tmp/x/natter.sock`.
+    /// `tcp://[::1]:40124`, `udp://127.0.0.1:40125`, `unix:///tmp/x/natter.sock`.
     pub fn local_addrs(&self) -> &[ListenUrl] {
         &self.local_addrs
     }
@@ -180,6 +213,26 @@ impl Server {
             .filter(|u| matches!(u, ListenUrl::Tcp { .. }))
             .filter_map(ListenUrl::socket_addr)
             .collect()
+    }
+
+    /// The UDP addresses listened on, in the order of `listen`.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.local_addrs
+            .iter()
+            .filter(|u| matches!(u, ListenUrl::Udp { .. }))
+            .filter_map(ListenUrl::socket_addr)
+            .collect()
+    }
+
+    /// What the UDP sockets did so far, summed over all of them: sessions, and every
+    /// datagram dropped or answered before a peer proved its address. Updated after
+    /// each batch of datagrams the server handles.
+    pub fn udp_stats(&self) -> UdpStats {
+        let mut total = UdpStats::default();
+        for stats in &self.udp_stats {
+            total.add(&stats.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        total
     }
 
     /// The Unix socket paths listened on.

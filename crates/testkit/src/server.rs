@@ -12,8 +12,9 @@ use tempfile::TempDir;
 use crate::client::TestClient;
 
 /// A server listening on `127.0.0.1`, `[::1]` (when the host has IPv6) and a Unix
-/// socket, each on a free port or a fresh path, with its data in a temporary
-/// directory. It stops when dropped, or with [`TestServer::stop`] to wait until it has.
+/// socket, each on a free port or a fresh path, and on UDP at `127.0.0.1`, with its
+/// data in a temporary directory. It stops when dropped, or with [`TestServer::stop`]
+/// to wait until it has.
 ///
 /// Every test gets its own server, so tests run in parallel without sharing state.
 pub struct TestServer {
@@ -23,6 +24,7 @@ pub struct TestServer {
     v4: Option<SocketAddr>,
     v6: Option<SocketAddr>,
     unix: Option<PathBuf>,
+    udp: Option<SocketAddr>,
     /// Holds the Unix socket and the data directory; removed on drop, after the
     /// server (fields drop in order).
     dir: TempDir,
@@ -62,6 +64,10 @@ impl TestServer {
             )));
         }
         listen.push(ListenUrl::unix(dir.path().join("natter.sock")));
+        listen.push(ListenUrl::udp(SocketAddr::new(
+            Ipv4Addr::LOCALHOST.into(),
+            0,
+        )));
         let mut config = ServerConfig {
             listen,
             data_dir: dir.path().join("data"),
@@ -75,12 +81,14 @@ impl TestServer {
         let v4 = tcp.iter().copied().find(|a| a.is_ipv4());
         let v6 = tcp.iter().copied().find(|a| a.is_ipv6());
         let unix = server.unix_paths().into_iter().next();
+        let udp = server.udp_addrs().into_iter().next();
         TestServer {
             server: Some(server),
             config,
             v4,
             v6,
             unix,
+            udp,
             dir,
         }
     }
@@ -122,6 +130,20 @@ impl TestServer {
         self.unix
             .as_deref()
             .unwrap_or_else(|| panic!("the test server has no Unix socket listener"))
+    }
+
+    /// The UDP address (`127.0.0.1:port`): plain and reliable mode (docs/udp.md).
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp
+            .unwrap_or_else(|| panic!("the test server has no UDP listener"))
+    }
+
+    /// What the server's UDP sockets did so far (sessions, drops).
+    pub fn udp_stats(&self) -> natter_server::UdpStats {
+        self.server
+            .as_ref()
+            .map(Server::udp_stats)
+            .unwrap_or_default()
     }
 
     /// Where a client reaches the IPv4 listener.

@@ -1,0 +1,226 @@
+//! The UDP socket, with as many datagrams per system call as the kernel allows.
+//!
+//! `quinn-udp` does the system calls: on Linux it receives with `recvmmsg` (up to
+//! [`quinn_udp::BATCH_SIZE`] datagrams per call) with GRO (the kernel may hand over
+//! several datagrams of one peer as one buffer cut at `stride`), and sends with GSO
+//! (several equal-sized datagrams to one destination in one `sendmsg`). It also reports
+//! the local address each datagram was sent to, so a server bound to `0.0.0.0` answers
+//! from the address the client wrote to. Elsewhere it falls back to one datagram per
+//! call. It does not offer `sendmmsg` across destinations (quinn dropped it for GSO), so
+//! a room message fanned out to many plain-mode peers still costs one `sendmsg` each;
+//! see docs/udp.md.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Room for one receive slot: the largest UDP payload, so that neither a plain-mode
+/// datagram nor a GRO batch (at most 64 KiB in all) is ever cut short.
+const SLOT: usize = 64 * 1024;
+
+/// The kernel's receive buffer asked for: room for bursts from many peers while the
+/// task is busy (the kernel caps it at `net.core.rmem_max`).
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Most bytes in one GSO send: the kernel's limit for one UDP "super-datagram".
+const MAX_GSO_BYTES: usize = 64_000;
+
+/// A datagram to send.
+#[derive(Debug)]
+pub(crate) struct Datagram {
+    pub(crate) to: SocketAddr,
+    /// The local address to send from (the one the peer wrote to), when the socket is
+    /// bound to a wildcard address.
+    pub(crate) from: Option<IpAddr>,
+    pub(crate) data: Vec<u8>,
+}
+
+/// A bound UDP socket and its batching state.
+#[derive(Debug)]
+pub(crate) struct BatchSocket {
+    socket: UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
+    /// Bound to `0.0.0.0` or `[::]`: replies name their source address.
+    wildcard: bool,
+}
+
+/// Buffers for one batch of received datagrams. Owned by the caller, so that it can
+/// read the datagrams while it changes everything else.
+#[derive(Debug, Default)]
+pub(crate) struct RecvBatch {
+    buf: Vec<u8>,
+    meta: Vec<RecvMeta>,
+    count: usize,
+}
+
+impl RecvBatch {
+    /// Every datagram of the last receive: (source, local address, bytes).
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, Option<IpAddr>, &[u8])> {
+        self.meta
+            .iter()
+            .take(self.count)
+            .zip(self.buf.chunks(SLOT))
+            .flat_map(|(meta, slot)| {
+                let data = slot.get(..meta.len.min(slot.len())).unwrap_or_default();
+                // GRO: one buffer, several datagrams of `stride` bytes (the last may be
+                // shorter). Without GRO the stride is the length.
+                let stride = if meta.stride == 0 {
+                    data.len().max(1)
+                } else {
+                    meta.stride
+                };
+                // An empty datagram is a datagram too (and is counted as one).
+                let count = data.len().div_ceil(stride).max(1);
+                (0..count).map(move |i| {
+                    let start = (i * stride).min(data.len());
+                    let end = (start + stride).min(data.len());
+                    (
+                        meta.addr,
+                        meta.dst_ip,
+                        data.get(start..end).unwrap_or_default(),
+                    )
+                })
+            })
+    }
+}
+
+impl BatchSocket {
+    /// Binds `addr`. An IPv6 socket is IPv6-only, as for TCP, so that `0.0.0.0` and
+    /// `[::]` can share a port and IPv4 peers keep their plain addresses. No
+    /// SO_REUSEADDR: for UDP it would let a second server share the port.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<BatchSocket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        // Best effort: a smaller buffer only means more loss under bursts.
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        let std_socket: std::net::UdpSocket = socket.into();
+        let state = UdpSocketState::new((&std_socket).into())?;
+        let socket = UdpSocket::from_std(std_socket)?;
+        let local = socket.local_addr()?;
+        Ok(BatchSocket {
+            socket,
+            state,
+            local,
+            wildcard: local.ip().is_unspecified(),
+        })
+    }
+
+    /// The address really bound (with the port the system picked).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Waits until datagrams may be waiting.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.socket.readable().await
+    }
+
+    /// Receives one batch without waiting: `WouldBlock` when nothing is waiting.
+    pub(crate) fn try_recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let slots = BATCH_SIZE.max(1);
+        if batch.buf.len() != slots * SLOT {
+            batch.buf = vec![0; slots * SLOT];
+            batch.meta = vec![RecvMeta::default(); slots];
+        }
+        batch.count = 0;
+        let mut iovs: Vec<IoSliceMut<'_>> =
+            batch.buf.chunks_mut(SLOT).map(IoSliceMut::new).collect();
+        let n = self.socket.try_io(Interest::READABLE, || {
+            self.state
+                .recv((&self.socket).into(), &mut iovs, &mut batch.meta)
+        })?;
+        batch.count = n.min(slots);
+        Ok(batch.count)
+    }
+
+    /// The source address for a reply to a datagram that arrived at `local`.
+    pub(crate) fn reply_source(&self, local: Option<IpAddr>) -> Option<IpAddr> {
+        local.filter(|_| self.wildcard)
+    }
+
+    /// Sends every datagram in `out`, in order, and empties it. Runs of equal-sized
+    /// datagrams to one destination go in one GSO call. Waits while the kernel's send
+    /// buffer is full; other send errors lose the datagram, as UDP may (`quinn-udp`
+    /// logs them).
+    pub(crate) async fn send_all(&self, out: &mut Vec<Datagram>) {
+        let max_segments = self.state.max_gso_segments().max(1);
+        let mut joined = Vec::new();
+        let mut i = 0;
+        while i < out.len() {
+            let first = &out[i];
+            let size = first.data.len();
+            let mut end = i + 1;
+            let mut total = size;
+            if max_segments > 1 && size > 0 {
+                while let Some(next) = out.get(end) {
+                    let len = next.data.len();
+                    if end - i >= max_segments
+                        || next.to != first.to
+                        || next.from != first.from
+                        || len == 0
+                        || len > size
+                        || total + len > MAX_GSO_BYTES
+                    {
+                        break;
+                    }
+                    total += len;
+                    end += 1;
+                    if len < size {
+                        // Only the last segment may be shorter.
+                        break;
+                    }
+                }
+            }
+            let contents: &[u8] = if end - i == 1 {
+                &first.data
+            } else {
+                joined.clear();
+                for d in &out[i..end] {
+                    joined.extend_from_slice(&d.data);
+                }
+                &joined
+            };
+            if !contents.is_empty() {
+                let transmit = Transmit {
+                    destination: first.to,
+                    ecn: None,
+                    contents,
+                    segment_size: (end - i > 1).then_some(size),
+                    src_ip: first.from,
+                };
+                self.send(&transmit).await;
+            }
+            i = end;
+        }
+        out.clear();
+    }
+
+    async fn send(&self, transmit: &Transmit<'_>) {
+        loop {
+            let sent = self.socket.try_io(Interest::WRITABLE, || {
+                self.state.send((&self.socket).into(), transmit)
+            });
+            match sent {
+                Ok(()) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.socket.writable().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("sending a datagram to {} failed: {e}", transmit.destination);
+                    return;
+                }
+            }
+        }
+    }
+}
