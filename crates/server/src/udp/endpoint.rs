@@ -158,8 +158,8 @@ impl UdpEndpoint {
                 .timers
                 .first()
                 .map(|(t, _)| tokio::time::Instant::from_std(*t));
+            // Unbiased: under load, datagrams, queue wakes and timers all get turns.
             let woke = tokio::select! {
-                biased;
                 _ = shutdown.wait_for(|stop| *stop), if grace_over.is_none() => Woke::Shutdown,
                 _ = sleep_until(grace_over), if grace_over.is_some() => Woke::GraceOver,
                 ready = self.io.readable() => Woke::Readable(ready),
