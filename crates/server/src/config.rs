@@ -398,8 +398,9 @@ pub const EXAMPLE_TOML: &str = r#"# natter server configuration. Every key is op
 # the directory of this file. Command-line flags override what is set here.
 
 # Where to listen, as URLs: tcp://HOST:PORT (IPv4, [IPv6] or a host name; port 0
-# picks a free port) or unix:///path/to/natter.sock. This default (every IPv4 and
-# every IPv6 address on port 6667) starts even on a host without IPv6.
+# picks a free port), udp://HOST:PORT (IRC in datagrams, see docs/udp.md) or
+# unix:///path/to/natter.sock. This default (every IPv4 and every IPv6 address on
+# TCP port 6667) starts even on a host without IPv6.
 listen = ["tcp://0.0.0.0:6667", "tcp://[::]:6667"]
 
 # Where natter keeps its files. Created at start.
