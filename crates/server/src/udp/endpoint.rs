@@ -262,11 +262,15 @@ impl UdpEndpoint {
         }
         self.stats.plain_from_strangers += 1;
         match self.plain.stranger(now, from, data) {
-            Stranger::Ignore => self.stats.plain_ignored += 1,
+            Stranger::Ignore => {
+                self.stats.plain_ignored += 1;
+                tracing::debug!(%from, len = data.len(), "ignored a UDP datagram holding no line");
+            }
             Stranger::Challenge { datagram, bad_pong } => {
                 self.stats.plain_challenges += 1;
                 if bad_pong {
                     self.stats.plain_bad_pongs += 1;
+                    tracing::debug!(%from, "a PONG with a token that does not verify");
                 }
                 self.send(from, local, datagram);
             }
@@ -376,7 +380,9 @@ impl UdpEndpoint {
         self.stats.resets_sent += after.resets_sent - before.resets_sent;
         match incoming {
             Incoming::Reply(t) => self.send(t.to, local, t.datagram),
-            Incoming::Drop(_) => {}
+            Incoming::Drop(reason) => {
+                tracing::debug!(%from, len = data.len(), ?reason, "dropped a reliable-mode UDP datagram");
+            }
             Incoming::Accept(accept) => {
                 if let Some(id) = self.by_session.get(&accept.session_id()).copied() {
                     // A retransmitted Initial: the session answers with Accept again.
@@ -428,6 +434,9 @@ impl UdpEndpoint {
         let before = session_drops(r.session.stats());
         r.session.handle_datagram(now, from, data);
         let (malformed, dropped) = session_drops(r.session.stats());
+        if (malformed, dropped) != before {
+            tracing::debug!(client = id.0, %from, len = data.len(), "a session dropped a UDP datagram");
+        }
         self.stats.reliable_malformed += malformed - before.0;
         self.stats.reliable_dropped += dropped - before.1;
         if from == r.session.remote() {
