@@ -73,7 +73,7 @@ struct ServeArgs {
     /// Listen on URL; repeat for several. tcp://HOST:PORT (IPv4, [IPv6] or a host
     /// name; port 0 picks a free port), udp://HOST:PORT (the same, for IRC in
     /// datagrams: nc -u, sendto) or unix:///path/to/natter.sock
-    /// [default: tcp://0.0.0.0:6667 and tcp://[::]:6667]
+    /// [default: tcp:// and udp:// on 0.0.0.0:6667 and [::]:6667]
     #[arg(short, long = "listen", value_name = "URL")]
     listen: Vec<ListenUrl>,
 

@@ -100,12 +100,24 @@ impl Default for ServerConfig {
 }
 
 /// The listeners when none are configured: every IPv4 and every IPv6 address on the
-/// IRC port. Two sockets rather than one dual-stack socket, so that IPv4 peers are
-/// seen as `1.2.3.4` rather than `::ffff:1.2.3.4` whatever the host's sysctls say.
+/// IRC port, over TCP and over UDP (the same chat; UDP answers within the
+/// anti-amplification rule, so it is safe to leave open). Separate IPv4 and IPv6
+/// sockets rather than dual-stack ones, so that IPv4 peers are seen as `1.2.3.4`
+/// rather than `::ffff:1.2.3.4` whatever the host's sysctls say.
 pub fn default_listen() -> Vec<ListenUrl> {
+    let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 6667);
+    let v6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 6667);
     vec![
-        ListenUrl::tcp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 6667)),
-        ListenUrl::tcp(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 6667)),
+        ListenUrl::tcp(v4),
+        ListenUrl::tcp(v6),
+        ListenUrl::Udp {
+            host: natter_proto::Host::Ip(v4.ip()),
+            port: 6667,
+        },
+        ListenUrl::Udp {
+            host: natter_proto::Host::Ip(v6.ip()),
+            port: 6667,
+        },
     ]
 }
 
@@ -400,8 +412,8 @@ pub const EXAMPLE_TOML: &str = r#"# natter server configuration. Every key is op
 # Where to listen, as URLs: tcp://HOST:PORT (IPv4, [IPv6] or a host name; port 0
 # picks a free port), udp://HOST:PORT (IRC in datagrams, see docs/udp.md) or
 # unix:///path/to/natter.sock. This default (every IPv4 and every IPv6 address on
-# TCP port 6667) starts even on a host without IPv6.
-listen = ["tcp://0.0.0.0:6667", "tcp://[::]:6667"]
+# port 6667, TCP and UDP) starts even on a host without IPv6.
+listen = ["tcp://0.0.0.0:6667", "tcp://[::]:6667", "udp://0.0.0.0:6667", "udp://[::]:6667"]
 
 # Where natter keeps its files. Created at start.
 data_dir = "natter-data"
