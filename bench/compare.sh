@@ -133,6 +133,12 @@ chmod 755 "$WORK"
 RESULTS="$WORK/results"
 mkdir -p "$RESULTS"
 SERVER_PID=""
+NODNS_PID=""
+if wants ircd-hybrid; then
+    echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
+    python3 "$ROOT/bench/nodns.py" --seconds 7200 &
+    NODNS_PID=$!
+fi
 
 stop_server() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -148,6 +154,9 @@ stop_server() {
 }
 cleanup() {
     stop_server
+    if [ -n "$NODNS_PID" ]; then
+        kill "$NODNS_PID" 2>/dev/null || true
+    fi
     if [ -n "${KEEP_WORK:-}" ]; then
         echo "compare.sh: results kept in $WORK" >&2
     else
@@ -197,7 +206,12 @@ start_server() {
                 inspircd --nofork --nopid --config="$dir/inspircd.conf" >"$dir/out.log" 2>&1 &
             ;;
         ircd-hybrid)
-            taskset -c "$SERVER_CPU" setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --clear-groups \
+            # ircd-hybrid looks up every client's host name, with no setting to stop it:
+            # in a private mount namespace its resolv.conf names bench/nodns.py on
+            # loopback, which refuses at once (natter does no lookups).
+            # shellcheck disable=SC2016
+            unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$WORK/resolv.conf" \
+                taskset -c "$SERVER_CPU" setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --clear-groups \
                 ircd-hybrid -foreground -configfile "$dir/ircd-hybrid.conf" \
                 -pidfile "$dir/ircd.pid" -logfile "$dir/ircd.log" -klinefile "$dir/kline.db" \
                 -dlinefile "$dir/dline.db" -xlinefile "$dir/xline.db" -resvfile "$dir/resv.db" \
