@@ -39,11 +39,12 @@ impl Connection {
     /// Connects to `target`. Over `udp://` this includes the reliable-mode handshake
     /// (bounded by its 30 s timeout; a port where nothing listens fails at once).
     pub async fn connect(target: &Target) -> Result<Connection, ClientError> {
-        Connection::connect_with(target, natter_udp::Config::default()).await
+        Connection::connect_with(target, crate::udp::client_config()).await
     }
 
     /// Like [`Connection::connect`], with the reliable session's settings for a
-    /// `udp://` target (shorter timeouts, say); other transports ignore them.
+    /// `udp://` target (start from [`crate::udp_config`] and change, say, the handshake
+    /// timeout); other transports ignore them.
     pub async fn connect_with(
         target: &Target,
         udp: natter_udp::Config,

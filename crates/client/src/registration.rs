@@ -176,7 +176,10 @@ mod tests {
             text_of(":s 401 alice bob :No such nick/channel"),
             "bob: No such nick/channel"
         );
-        assert_eq!(text_of(":s 464 * :Password incorrect"), "Password incorrect");
+        assert_eq!(
+            text_of(":s 464 * :Password incorrect"),
+            "Password incorrect"
+        );
         assert_eq!(
             text_of("FAIL PRIVMSG INVALID_TARGET #x :No such room"),
             "PRIVMSG INVALID_TARGET #x: No such room"

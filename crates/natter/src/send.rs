@@ -148,7 +148,7 @@ async fn send(args: &SendArgs, texts: &[String]) -> Result<usize, Failure> {
     let url = &args.url;
     let udp = UdpConfig {
         handshake_timeout: within,
-        ..UdpConfig::default()
+        ..natter_client::udp_config()
     };
     let mut conn = match tokio::time::timeout(within, Connection::connect_with(url, udp)).await {
         Ok(Ok(conn)) => conn,
