@@ -18,7 +18,11 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A reliable-mode server that answers every line with the same line, prefixed by
 /// `:echo NOTICE * :`. Runs until the test ends.
 async fn echo_server() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    echo_server_on("127.0.0.1:0".parse().expect("address")).await
+}
+
+async fn echo_server_on(bind: SocketAddr) -> SocketAddr {
+    let socket = UdpSocket::bind(bind).await.expect("bind");
     let addr = socket.local_addr().expect("local addr");
     tokio::spawn(async move {
         let epoch = Instant::now();
@@ -124,6 +128,25 @@ async fn lines_go_both_ways_in_order() {
         .expect("orderly close");
     // The session is over: nothing more arrives, and saying so is not an error.
     assert!(conn.recv().await.expect("end of stream").is_none());
+}
+
+#[tokio::test]
+async fn ipv6_works_with_the_address_in_brackets() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this host has no IPv6 loopback");
+        return;
+    }
+    let server = echo_server_on("[::1]:0".parse().expect("address")).await;
+    let target = Target::parse(&format!("udp://[::1]:{}", server.port())).expect("url");
+    assert_eq!(target.to_string(), format!("udp://[::1]:{}", server.port()));
+    let mut conn = tokio::time::timeout(WAIT, Connection::connect(&target))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    conn.send("PING :six").await.expect("send");
+    let echo = conn.recv_within(WAIT, "echo").await.expect("echo");
+    assert_eq!(echo.params[1], "PING :six");
+    conn.shutdown().await.expect("orderly close");
 }
 
 #[tokio::test]

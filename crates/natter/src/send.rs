@@ -6,7 +6,7 @@
 //! is lost even if the server dies the next moment). Any failure exits 1 with one line
 //! saying what failed and one saying what to do.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -104,6 +104,9 @@ pub fn run(args: SendArgs) -> ExitCode {
 /// MESSAGE starts a new message too (it could not travel inside one).
 fn texts(args: &SendArgs) -> Result<Vec<String>, Failure> {
     let text = if args.message.is_empty() {
+        if std::io::stdin().is_terminal() {
+            eprintln!("natter send: one message per line; end with Ctrl-D (or give MESSAGE)");
+        }
         let mut input = Vec::new();
         std::io::stdin()
             .read_to_end(&mut input)
