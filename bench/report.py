@@ -241,6 +241,12 @@ def main():
             share = f"{udp / tcp * 100:.0f}% of TCP" if udp and tcp else "—"
             lines.append(f"- Reliable UDP fan-out: {fmt(udp, 'fanout')} deliveries/s "
                          f"({ok}/{total} runs completed), {share} (target: at least 80%).")
+            failed = [j for j in runs.get(("natter", "fanout-udp"), []) if not j.get("complete")]
+            for j in failed[:1]:
+                res = j["results"]
+                errs = "; ".join(f"{e['error']} ({e['count']}x)" for e in j.get("errors", []))
+                lines.append(f"  A run that stopped short delivered {res.get('delivered', 0):,.0f} of "
+                             f"{res.get('expected', 0):,.0f} in {j.get('elapsed_s', 0):.1f} s: {errs}")
         many = runs.get(("natter", "idle-many"), [])
         for j in many:
             res = j["results"]
@@ -301,6 +307,11 @@ def main():
     lines.append("Reproduce with `bench/compare.sh` (as root: it installs the reference servers "
                  "from Debian if they are missing); `bench/compare.sh --quick` checks the setup "
                  "in about a minute.")
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines.append("")
+            lines.append(f.read().rstrip("\n"))
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
