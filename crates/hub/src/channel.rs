@@ -1,6 +1,6 @@
 //! One room: members with their status, topic, modes and lists.
 
-use std::collections::{HashMap, HashSet};
+use crate::maps::{Map, Set};
 
 use crate::client::ClientId;
 
@@ -52,7 +52,7 @@ pub struct Channel {
     pub name: String,
     pub created: u64,
     pub topic: Option<Topic>,
-    pub members: HashMap<ClientId, Member>,
+    pub members: Map<ClientId, Member>,
     /// +t: only operators set the topic.
     pub topic_locked: bool,
     /// +n: no messages from outside.
@@ -70,7 +70,7 @@ pub struct Channel {
     /// +b
     pub bans: Vec<ListEntry>,
     /// Users invited by an operator since the last time they joined.
-    pub invited: HashSet<ClientId>,
+    pub invited: Set<ClientId>,
 }
 
 impl Channel {
@@ -80,7 +80,7 @@ impl Channel {
             name: name.to_owned(),
             created,
             topic: None,
-            members: HashMap::new(),
+            members: Map::default(),
             topic_locked: true,
             no_external: true,
             moderated: false,
@@ -89,7 +89,7 @@ impl Channel {
             key: None,
             limit: None,
             bans: Vec::new(),
-            invited: HashSet::new(),
+            invited: Set::default(),
         }
     }
 

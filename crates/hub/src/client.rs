@@ -1,6 +1,8 @@
 //! One connected client, registered or not.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::maps::{Map, Set};
 
 use natter_proto::Message;
 use std::time::{Instant, SystemTime};
@@ -61,7 +63,7 @@ pub struct Client {
     pub oper: Option<String>,
     pub away: Option<String>,
     /// Folded names of the rooms the client is in.
-    pub channels: HashSet<String>,
+    pub channels: Set<String>,
     pub connected_at: Instant,
     pub signon: SystemTime,
     /// Last message of any kind: for PING timing.
@@ -82,7 +84,7 @@ pub struct Client {
     /// When a client using a registered nick it has not logged in to is renamed.
     pub nick_deadline: Option<Instant>,
     /// MONITOR list: folded nick → the nick as the client wrote it.
-    pub monitoring: HashMap<String, String>,
+    pub monitoring: Map<String, String>,
 }
 
 impl Client {
@@ -100,7 +102,7 @@ impl Client {
             wallops: false,
             oper: None,
             away: None,
-            channels: HashSet::new(),
+            channels: Set::default(),
             connected_at: now.mono,
             signon: now.wall,
             last_heard: now.mono,
@@ -111,7 +113,7 @@ impl Client {
             account: None,
             sasl: None,
             nick_deadline: None,
-            monitoring: HashMap::new(),
+            monitoring: Map::default(),
         }
     }
 

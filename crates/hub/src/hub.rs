@@ -1,6 +1,8 @@
 //! The hub's state and its entry points; each group of commands has its own file.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::maps::{Map, Set};
 
 use bytes::Bytes;
 use natter_proto::{numeric::*, LineWriter, Message, ParseError, MAX_LINE_BYTES};
@@ -72,11 +74,11 @@ const MAX_HELD_LINES: usize = 512;
 /// The chat state machine. See the crate documentation.
 pub struct Hub {
     pub(crate) config: HubConfig,
-    pub(crate) clients: HashMap<ClientId, Client>,
+    pub(crate) clients: Map<ClientId, Client>,
     /// Folded nick → client, registered clients only.
-    pub(crate) nicks: HashMap<String, ClientId>,
+    pub(crate) nicks: Map<String, ClientId>,
     /// Folded name → room.
-    pub(crate) channels: HashMap<String, Channel>,
+    pub(crate) channels: Map<String, Channel>,
     pub(crate) whowas: VecDeque<Whowas>,
     pub(crate) now: Now,
     pub(crate) created: Now,
@@ -86,20 +88,20 @@ pub struct Hub {
     msgid_counter: u64,
     pub(crate) reply: Option<Reply>,
     batch_counter: u64,
-    pub(crate) pending_checks: HashMap<u64, PendingCheck>,
-    pub(crate) pending_store: HashMap<u64, crate::persistence::PendingStore>,
+    pub(crate) pending_checks: Map<u64, PendingCheck>,
+    pub(crate) pending_store: Map<u64, crate::persistence::PendingStore>,
     pub(crate) next_ticket: u64,
     /// The most registered clients at once since start, for LUSERS.
     pub(crate) peak_users: usize,
     /// Every account, by folded name.
-    pub(crate) accounts: HashMap<String, crate::accounts::AccountEntry>,
+    pub(crate) accounts: Map<String, crate::accounts::AccountEntry>,
     /// Folded account name → the clients logged in to it.
-    pub(crate) logins: HashMap<String, Vec<ClientId>>,
+    pub(crate) logins: Map<String, Vec<ClientId>>,
     pub(crate) guest_counter: u64,
     /// Folded nick → the clients that MONITOR it.
-    pub(crate) watchers: HashMap<String, HashSet<ClientId>>,
+    pub(crate) watchers: Map<String, Set<ClientId>>,
     /// (folded account, conversation key) → read up to (ms), as far as known.
-    pub(crate) read_markers: HashMap<(String, String), i64>,
+    pub(crate) read_markers: Map<(String, String), i64>,
 }
 
 impl Hub {
@@ -112,9 +114,9 @@ impl Hub {
             .unwrap_or(0);
         Hub {
             config,
-            clients: HashMap::new(),
-            nicks: HashMap::new(),
-            channels: HashMap::new(),
+            clients: Map::default(),
+            nicks: Map::default(),
+            channels: Map::default(),
             whowas: VecDeque::new(),
             now,
             created: now,
@@ -123,15 +125,15 @@ impl Hub {
             msgid_counter: 0,
             reply: None,
             batch_counter: 0,
-            pending_checks: HashMap::new(),
-            pending_store: HashMap::new(),
+            pending_checks: Map::default(),
+            pending_store: Map::default(),
             next_ticket: 1,
             peak_users: 0,
-            accounts: HashMap::new(),
-            logins: HashMap::new(),
+            accounts: Map::default(),
+            logins: Map::default(),
             guest_counter: 0,
-            watchers: HashMap::new(),
-            read_markers: HashMap::new(),
+            watchers: Map::default(),
+            read_markers: Map::default(),
         }
     }
 
@@ -540,7 +542,7 @@ impl Hub {
         let Some(client) = self.clients.get(&id) else {
             return Vec::new();
         };
-        let mut seen = HashSet::new();
+        let mut seen = Set::default();
         for name in &client.channels {
             if let Some(ch) = self.channels.get(name) {
                 seen.extend(ch.members.keys().copied());
@@ -589,7 +591,7 @@ impl Hub {
         let mut quit =
             crate::fanout::Outgoing::new(self.now.server_time(), Some(client.source()), "QUIT")
                 .param(reason);
-        let mut told = HashSet::new();
+        let mut told = Set::default();
         for name in &client.channels {
             let Some(ch) = self.channels.get_mut(name) else {
                 continue;

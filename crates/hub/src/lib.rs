@@ -14,6 +14,7 @@ mod config;
 mod fanout;
 mod history;
 mod hub;
+mod maps;
 mod mask;
 mod messaging;
 mod modes;
