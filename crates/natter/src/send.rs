@@ -20,6 +20,14 @@ use natter_client::{
 /// acknowledgement; batch and message-tags carry the labels.
 const CAPS: &[&str] = &["echo-message", "labeled-response", "batch", "message-tags"];
 
+/// Over UDP, PING the server after this long without hearing from it (the library's
+/// default is 15 s). A sender waiting for acknowledgements has nothing in flight; if
+/// its address changed meanwhile (a NAT rebinding, a new network), the server's answers
+/// go to the old address and nothing would tell the server where it is now until the
+/// next datagram from the client. For a one-shot command a PING a second of silence
+/// costs nothing, and it makes the server find it again within a second instead of 15.
+const UDP_KEEPALIVE: Duration = Duration::from_secs(1);
+
 /// Longest wait for the server to close the connection after QUIT: every message is
 /// acknowledged by then, so this only keeps the goodbye tidy.
 const QUIT_WAIT: Duration = Duration::from_secs(3);
@@ -151,6 +159,7 @@ async fn send(args: &SendArgs, texts: &[String]) -> Result<usize, Failure> {
     let url = &args.url;
     let udp = UdpConfig {
         handshake_timeout: within,
+        keepalive: UDP_KEEPALIVE,
         ..natter_client::udp_config()
     };
     let mut conn = match tokio::time::timeout(within, Connection::connect_with(url, udp)).await {

@@ -1,5 +1,5 @@
 //! `natter send` as a script meets it: over reliable UDP through a lossy proxy that
-//! also moves it to a new port in mid-stream, every line arrives once and in order at a
+//! also moves it to a new port in mid-stream (closing the old one), every line arrives once and in order at a
 //! TCP client and the command exits 0; a nick that does not exist and a server that is
 //! not there make it exit 1 with a message saying what failed.
 //!
@@ -95,9 +95,10 @@ async fn natter_send_over_lossy_udp_with_a_rebind_delivers_every_line_once_in_or
     })
     .await;
     for (i, want) in lines.iter().enumerate() {
-        // A third of the way in, the sender's address changes under it.
+        // A third of the way in, the sender's address changes under it, and its old
+        // port closes: what the server sends there is lost.
         if i == count / 3 {
-            proxy.rebind().await;
+            proxy.rebind_abruptly().await;
         }
         let msg = bob
             .expect_that(&format!("PRIVMSG {want} (seed {seed})"), |m| {

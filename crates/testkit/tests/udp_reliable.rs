@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use natter_client::{register, send_acknowledged, Connection, Registered, Registration};
+use natter_client::{
+    register, send_acknowledged, udp_config, Connection, Registered, Registration, UdpConfig,
+};
 use natter_testkit::lossy_proxy::{Faults, LossyProxy, ProxyConfig};
 use natter_testkit::{MessageExt, TestClient, TestServer};
 
@@ -264,5 +266,44 @@ async fn lines_to_a_udp_client_arrive_once_and_in_order_through_loss() {
             .unwrap_or_else(|e| panic!("line {i}: {e} (seed {seed})"));
         assert_eq!(msg.text(), want, "line {i} (seed {seed})");
     }
+    let _ = alice.shutdown().await;
+}
+
+/// A client that is only waiting (nothing in flight) when its address changes cannot
+/// know it: the server's lines go to the old address until the client's next datagram,
+/// its keepalive PING, shows the new one. So the keepalive bounds how long it goes
+/// deaf; `natter send` uses 1 s for that reason.
+#[tokio::test]
+async fn a_waiting_client_whose_address_changes_hears_again_within_its_keepalive() {
+    let (server, udp) = udp_server().await;
+    let proxy = LossyProxy::start(udp, ProxyConfig::new(Faults::NONE).seed(40)).await;
+    let keepalive = Duration::from_secs(1);
+    let config = UdpConfig {
+        keepalive,
+        ..udp_config()
+    };
+    let mut alice = tokio::time::timeout(WAIT, Connection::connect_with(&proxy.target(), config))
+        .await
+        .expect("handshake in time")
+        .expect("connects");
+    register(&mut alice, &Registration::new("alice"))
+        .await
+        .expect("registers");
+    let mut bob = server.user("bob").await;
+    // The old port closes: what the server sends there is lost.
+    proxy.rebind_abruptly().await;
+    let moved = Instant::now();
+    bob.send("PRIVMSG alice :after the move").await;
+    let msg = alice
+        .wait_for(WAIT, "bob's PRIVMSG", |m| m.command == "PRIVMSG")
+        .await
+        .expect("the line arrives after the move");
+    assert_eq!(msg.text(), "after the move");
+    let deaf = moved.elapsed();
+    assert!(
+        deaf < keepalive * 4,
+        "deaf for {deaf:?} with a {keepalive:?} keepalive"
+    );
+    assert!(proxy.stats().server_data_at_new_port > 0);
     let _ = alice.shutdown().await;
 }
