@@ -56,7 +56,7 @@ pub struct SendArgs {
 
     /// Longest wait for the server at each step: connecting, registering, joining, and
     /// the acknowledgement of all the messages
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,
 
     /// The message (the words are joined with spaces). Without it, each line of
