@@ -293,9 +293,13 @@ impl Driver {
         loop {
             let now = Instant::now();
             self.feed_outgoing(now);
-            self.transmit(now).await;
             self.take_events();
+            // Lines first, then transmit: taking lines out of the session may owe the
+            // server a window update (`poll_line` flags it), and nothing else would wake
+            // this task to send it while the server waits for that window: the server's
+            // persist timer (an RTO, backing off) would be all that moves the stream.
             self.deliver_lines();
+            self.transmit(now).await;
             if self.finished(now) {
                 return;
             }
