@@ -1,14 +1,17 @@
 //! One client connection: a reader task that frames, parses and paces incoming lines,
 //! and a writer task that drains the outgoing queue in as few writes as it can.
 
+use std::collections::VecDeque;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use natter_hub::{ClientId, ClientInfo};
 use natter_proto::{FramedLine, LineFramer, Message, ParseError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
@@ -18,17 +21,23 @@ use crate::send_queue::{send_queue, Outgoing, StopSignal};
 use crate::token_bucket::TokenBucket;
 use crate::tracker::{Tracked, Tracker};
 
-/// Room reserved in the read buffer before each read: large enough that a busy
-/// client's lines come in a few reads, small enough to cost little per idle client.
-const READ_CHUNK: usize = 4096;
+/// Bytes taken from the socket per read. Reads land in a buffer shared by the
+/// connections of a thread, and only bytes that are not yet a whole line are kept
+/// per connection: an idle connection holds no read buffer at all.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A connection's leftover bytes (a partial line) are copied into a right-sized buffer
+/// when they hold more room than this, before the connection waits for more.
+const KEEP_READ_BYTES: usize = 2048;
+
+thread_local! {
+    static READ_SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 
 /// The writer copies queued lines into one buffer up to this size, so that a burst of
 /// lines costs one system call instead of one per line.
 const COALESCE_BYTES: usize = 64 * 1024;
-
-/// A coalescing buffer that grew past this is freed after use, so that one burst does
-/// not pin memory on a connection that is idle afterwards.
-const KEEP_BUFFER_BYTES: usize = 16 * 1024;
 
 /// A peer that accepts no data for this long is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -141,6 +150,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     stopped: &mut watch::Receiver<bool>,
 ) -> ReadEnd {
     let mut framer = LineFramer::default();
+    // Nothing is kept until a partial line has to be.
+    *framer.buffer_mut() = BytesMut::new();
     let mut bucket = TokenBucket::new(
         context.flood_burst,
         context.flood_rate_per_sec,
@@ -168,9 +179,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 return ReadEnd::Stopped;
             }
         }
-        framer.buffer_mut().reserve(READ_CHUNK);
         let read = tokio::select! {
-            read = reader.read_buf(framer.buffer_mut()) => read,
+            read = std::future::poll_fn(|cx| poll_read_into(reader, cx, framer.buffer_mut())) => read,
             _ = stopped.wait_for(|stop| *stop) => return ReadEnd::Stopped,
         };
         match read {
@@ -178,6 +188,48 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(_) => {}
             Err(e) => return ReadEnd::Peer(format!("Read error: {e}")),
         }
+    }
+}
+
+/// Reads once into the thread's scratch buffer and appends what came to `buf`. While
+/// nothing is to be read, `buf` gives up its memory if it holds no partial line, or
+/// more room than the partial line needs.
+fn poll_read_into<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    cx: &mut TaskContext<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let polled = READ_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => read_scratch(reader, cx, &mut scratch, buf),
+        // Not reached (nothing reads from within a read), but never a panic.
+        Err(_) => read_scratch(reader, cx, &mut vec![0; READ_CHUNK], buf),
+    });
+    if polled.is_pending() {
+        if buf.is_empty() {
+            if buf.capacity() > 0 {
+                *buf = BytesMut::new();
+            }
+        } else if buf.capacity() > buf.len().max(KEEP_READ_BYTES) {
+            *buf = BytesMut::from(&buf[..]);
+        }
+    }
+    polled
+}
+
+fn read_scratch<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    cx: &mut TaskContext<'_>,
+    scratch: &mut [u8],
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let mut read = ReadBuf::new(scratch);
+    match Pin::new(reader).poll_read(cx, &mut read) {
+        Poll::Ready(Ok(())) => {
+            buf.extend_from_slice(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -200,35 +252,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     result
 }
 
-/// The writer's work, without the stop signal.
+/// The writer's work, without the stop signal. Takes every queued line at once,
+/// writes a lone line as it is and copies a burst into one buffer per write. What it
+/// holds while waiting is freed: an idle connection keeps no buffer.
 async fn drain<W: AsyncWrite + Unpin>(writer: &mut W, outgoing: &mut Outgoing) -> io::Result<()> {
-    let mut buf = BytesMut::new();
-    while let Some(first) = outgoing.lines.recv().await {
-        let written = match outgoing.lines.try_recv() {
-            // The common case of a quiet connection: one line, written as it is.
-            Err(_) => {
-                write_bounded(writer, &first).await?;
-                first.len()
+    let mut batch = VecDeque::new();
+    let mut written = 0;
+    while outgoing.next_batch(&mut batch, written).await {
+        written = 0;
+        if batch.len() == 1 {
+            if let Some(line) = batch.pop_front() {
+                write_bounded(writer, &line).await?;
+                written += line.len();
             }
-            Ok(second) => {
-                buf.clear();
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(&second);
-                while buf.len() < COALESCE_BYTES {
-                    match outgoing.lines.try_recv() {
-                        Ok(line) => buf.extend_from_slice(&line),
-                        Err(_) => break,
-                    }
+            continue;
+        }
+        // One buffer per burst, sized to it, freed after it.
+        let total: usize = batch.iter().map(Bytes::len).sum();
+        let mut buf = Vec::with_capacity(total.min(COALESCE_BYTES));
+        while !batch.is_empty() {
+            buf.clear();
+            while let Some(line) = batch.front() {
+                if !buf.is_empty() && buf.len() + line.len() > COALESCE_BYTES {
+                    break;
                 }
-                write_bounded(writer, &buf).await?;
-                let written = buf.len();
-                if buf.capacity() > KEEP_BUFFER_BYTES {
-                    buf = BytesMut::new();
-                }
-                written
+                buf.extend_from_slice(line);
+                batch.pop_front();
             }
-        };
-        outgoing.written(written);
+            write_bounded(writer, &buf).await?;
+            written += buf.len();
+        }
     }
     match timeout(WRITE_TIMEOUT, writer.shutdown()).await {
         Ok(result) => result,

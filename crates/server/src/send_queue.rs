@@ -2,12 +2,14 @@
 //! reading costs at most its budget before it is dropped with `SendQ exceeded`,
 //! instead of growing the server's memory without end.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use natter_hub::ClientId;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Raised on a connection to end it: by the hub task to drop a client at once
 /// (SendQ exceeded), and by the writer when it is done, which stops the reader.
@@ -17,17 +19,44 @@ pub(crate) type StopSignal = Arc<watch::Sender<bool>>;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Overflow;
 
+/// What both ends of a queue share: the lines under one uncontended lock (the hub
+/// task pushes, the writer takes everything queued at once), and the writer's wake.
+/// An idle queue holds no allocation but this.
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer when the queue goes from empty to not, and at its end.
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lines: VecDeque<Bytes>,
+    /// Bytes queued or taken by the writer and not yet written: what the budget bounds.
+    queued: usize,
+    /// The hub task's end is gone: no more lines will come.
+    closed: bool,
+    /// The writer's end is gone: lines would never be written.
+    abandoned: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock, but a poisoned queue is still sound.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The hub task's end of a queue. Dropping it closes the connection gracefully: the
 /// writer sends what is queued, then closes the socket.
 #[derive(Debug)]
 pub(crate) struct SendQueue {
-    lines: mpsc::UnboundedSender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     budget: usize,
     stop: StopSignal,
     /// Set for a queue drained by the UDP task rather than by a writer task of its
-    /// own. Declared last so that it drops last: its final wake comes after the line
-    /// channel has closed, so the woken task sees the end of the queue.
+    /// own. Declared last so that it drops last: its final wake comes after the queue
+    /// has closed, so the woken task sees the end of the queue.
     waker: Option<QueueWaker>,
 }
 
@@ -75,8 +104,27 @@ impl Drop for QueueWaker {
 /// The writer's end of a queue.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    pub(crate) lines: mpsc::UnboundedReceiver<Bytes>,
-    queued: Arc<AtomicUsize>,
+    /// Line by line, for the UDP task; a writer task takes whole bursts with
+    /// [`Outgoing::take`].
+    pub(crate) lines: Lines,
+}
+
+/// Takes queued lines one at a time, as a channel receiver would.
+#[derive(Debug)]
+pub(crate) struct Lines {
+    shared: Arc<Shared>,
+}
+
+impl Lines {
+    /// The oldest queued line; `Disconnected` once the queue has ended and is empty.
+    pub(crate) fn try_recv(&mut self) -> Result<Bytes, TryRecvError> {
+        let mut state = self.shared.lock();
+        match state.lines.pop_front() {
+            Some(line) => Ok(line),
+            None if state.closed => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
 }
 
 /// A queue holding at most `budget` bytes not yet written, and the stop signal the
@@ -91,18 +139,18 @@ pub(crate) fn send_queue_with_waker(
     budget: usize,
     waker: Option<QueueWaker>,
 ) -> (SendQueue, Outgoing, StopSignal) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared::default());
     let stop = Arc::new(watch::Sender::new(false));
     (
         SendQueue {
-            lines: tx,
-            queued: Arc::clone(&queued),
+            shared: Arc::clone(&shared),
             budget,
             stop: Arc::clone(&stop),
             waker,
         },
-        Outgoing { lines: rx, queued },
+        Outgoing {
+            lines: Lines { shared },
+        },
         stop,
     )
 }
@@ -113,14 +161,24 @@ impl SendQueue {
     /// reports the end of the connection.
     pub(crate) fn push(&self, line: Bytes) -> Result<(), Overflow> {
         let len = line.len();
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before.saturating_add(len) > self.budget {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            return Err(Overflow);
-        }
-        if self.lines.send(line).is_err() {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            return Ok(());
+        let was_empty = {
+            let mut state = self.shared.lock();
+            if state.abandoned {
+                return Ok(());
+            }
+            let queued = state.queued.saturating_add(len);
+            if queued > self.budget {
+                return Err(Overflow);
+            }
+            state.queued = queued;
+            let was_empty = state.lines.is_empty();
+            state.lines.push_back(line);
+            was_empty
+        };
+        // A writer that finds the queue empty waits for this; one that has not yet
+        // taken what is queued will take this line with it.
+        if was_empty {
+            self.shared.ready.notify_one();
         }
         if let Some(waker) = &self.waker {
             waker.wake();
@@ -137,10 +195,66 @@ impl SendQueue {
     }
 }
 
+impl Drop for SendQueue {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_one();
+    }
+}
+
 impl Outgoing {
     /// Counts `bytes` as written, freeing that much of the budget.
     pub(crate) fn written(&self, bytes: usize) {
-        self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        let mut state = self.lines.shared.lock();
+        state.queued = state.queued.saturating_sub(bytes);
+    }
+
+    /// Counts `written` bytes as written and moves every queued line into `batch`
+    /// (which must be empty), under one lock. Returns `false` when the queue has
+    /// ended and nothing is left. An empty queue gives up its memory.
+    fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
+        let mut state = self.lines.shared.lock();
+        state.queued = state.queued.saturating_sub(written);
+        if state.lines.is_empty() {
+            if state.lines.capacity() > 0 {
+                state.lines = VecDeque::new();
+            }
+            return !state.closed;
+        }
+        std::mem::swap(&mut state.lines, batch);
+        true
+    }
+
+    /// Waits until lines are queued, then moves them all into `batch` (which must be
+    /// empty), first counting `written` bytes as written. Returns `false` once the
+    /// queue has ended and every line was taken. Keeps no memory while it waits.
+    pub(crate) async fn next_batch(
+        &mut self,
+        batch: &mut VecDeque<Bytes>,
+        mut written: usize,
+    ) -> bool {
+        loop {
+            if !self.take(batch, written) {
+                return false;
+            }
+            if !batch.is_empty() {
+                return true;
+            }
+            written = 0;
+            if batch.capacity() > 0 {
+                *batch = VecDeque::new();
+            }
+            self.lines.shared.ready.notified().await;
+        }
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        let mut state = self.lines.shared.lock();
+        state.abandoned = true;
+        state.lines = VecDeque::new();
+        state.queued = 0;
     }
 }
 
