@@ -180,6 +180,20 @@ impl Hub {
         }
     }
 
+    /// The store finished every job in `tickets` with the same outcome (a group of
+    /// writes committed in one transaction).
+    pub fn stores_done(
+        &mut self,
+        tickets: &[u64],
+        outcome: &StoreOutcome,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        for &ticket in tickets {
+            self.store_done(ticket, outcome.clone(), now, out);
+        }
+    }
+
     /// A commit finished: the replies waiting on it, and those behind them, go out.
     fn commit_done(
         &mut self,

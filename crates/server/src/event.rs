@@ -30,6 +30,12 @@ pub(crate) enum Event {
         ticket: u64,
         outcome: natter_hub::StoreOutcome,
     },
+    /// The store finished the write jobs `tickets`, all committed in one transaction
+    /// (or none of them): one event for a whole group commit.
+    StoresDone {
+        tickets: Vec<u64>,
+        outcome: natter_hub::StoreOutcome,
+    },
     /// A password was hashed for a new account (`None`: hashing failed).
     PasswordHashed {
         ticket: u64,

@@ -29,8 +29,10 @@ pub(crate) struct HubTask {
     /// Bounds how many Argon2 checks run at once: each takes tens of milliseconds and
     /// megabytes of memory, and OPER attempts must not starve the blocking pool.
     password_slots: Arc<Semaphore>,
-    /// The store thread's inbox.
-    store: std::sync::mpsc::Sender<StoreRequest>,
+    /// The store thread's inbox: the jobs of a batch of events go as one message.
+    store: std::sync::mpsc::Sender<Vec<StoreRequest>>,
+    /// Store jobs asked for by the events handled so far in this batch.
+    store_jobs: Vec<StoreRequest>,
     /// The database, for re-reading accounts on [`Event::ReloadAccounts`].
     db_path: std::path::PathBuf,
 }
@@ -39,7 +41,7 @@ impl HubTask {
     pub(crate) fn new(
         hub: Hub,
         events: mpsc::Sender<Event>,
-        store: std::sync::mpsc::Sender<StoreRequest>,
+        store: std::sync::mpsc::Sender<Vec<StoreRequest>>,
         db_path: std::path::PathBuf,
     ) -> HubTask {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -51,6 +53,7 @@ impl HubTask {
             events,
             password_slots: Arc::new(Semaphore::new(parallel)),
             store,
+            store_jobs: Vec::new(),
             db_path,
         }
     }
@@ -62,9 +65,26 @@ impl HubTask {
             let now = Now::system();
             for event in batch.drain(..) {
                 if !self.handle(event, now) {
+                    self.send_store_jobs();
                     return;
                 }
             }
+            // One message and one wake for the store thread per batch of events, so
+            // that it commits the writes of many messages in one transaction.
+            self.send_store_jobs();
+        }
+    }
+
+    fn send_store_jobs(&mut self) {
+        if self.store_jobs.is_empty() {
+            return;
+        }
+        if self
+            .store
+            .send(std::mem::take(&mut self.store_jobs))
+            .is_err()
+        {
+            tracing::error!("the store thread has stopped; store jobs are lost");
         }
     }
 
@@ -89,6 +109,9 @@ impl HubTask {
             }
             Event::StoreDone { ticket, outcome } => {
                 self.hub.store_done(ticket, outcome, now, &mut self.out);
+            }
+            Event::StoresDone { tickets, outcome } => {
+                self.hub.stores_done(&tickets, &outcome, now, &mut self.out);
             }
             Event::PasswordHashed { ticket, hash } => {
                 self.hub.password_hashed(ticket, hash, now, &mut self.out);
@@ -152,9 +175,7 @@ impl HubTask {
                         hash_password(&self.events, &self.password_slots, ticket, password)
                     }
                     Effect::Store { ticket, job } => {
-                        if self.store.send(StoreRequest { ticket, job }).is_err() {
-                            tracing::error!("the store thread has stopped; a store job is lost");
-                        }
+                        self.store_jobs.push(StoreRequest { ticket, job });
                     }
                 }
             }

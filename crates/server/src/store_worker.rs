@@ -21,14 +21,15 @@ pub(crate) struct StoreRequest {
     pub job: StoreJob,
 }
 
-/// Starts the store thread; jobs sent on the returned channel run in order. The
-/// thread ends when the channel closes.
+/// Starts the store thread; jobs sent on the returned channel run in order (the hub
+/// task sends the jobs of one batch of events together). The thread ends when the
+/// channel closes.
 pub(crate) fn spawn(
     mut store: Box<dyn Store>,
     events: mpsc::Sender<Event>,
     retention: Option<Duration>,
-) -> std::io::Result<std_mpsc::Sender<StoreRequest>> {
-    let (tx, rx) = std_mpsc::channel::<StoreRequest>();
+) -> std::io::Result<std_mpsc::Sender<Vec<StoreRequest>>> {
+    let (tx, rx) = std_mpsc::channel::<Vec<StoreRequest>>();
     std::thread::Builder::new()
         .name("natter-store".into())
         .spawn(move || run(store.as_mut(), &rx, &events, retention))?;
@@ -40,11 +41,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn run(
     store: &mut dyn Store,
-    rx: &std_mpsc::Receiver<StoreRequest>,
+    rx: &std_mpsc::Receiver<Vec<StoreRequest>>,
     events: &mpsc::Sender<Event>,
     retention: Option<Duration>,
 ) {
     let mut next_prune = Instant::now();
+    // Kept from group to group: a group allocates nothing but what it reports.
+    let mut writes: Vec<Write> = Vec::new();
+    let mut reads = Vec::new();
     loop {
         if let Some(keep) = retention {
             if Instant::now() >= next_prune {
@@ -52,22 +56,19 @@ fn run(
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
         }
-        let first = match rx.recv_timeout(PRUNE_EVERY) {
+        let mut requests = match rx.recv_timeout(PRUNE_EVERY) {
             Ok(first) => first,
             Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
         };
         // Take everything already waiting: under load that is many messages.
-        let mut requests = vec![first];
         while requests.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(request) => requests.push(request),
+                Ok(more) => requests.extend(more),
                 Err(_) => break,
             }
         }
-        let mut writes: Vec<Write> = Vec::new();
         let mut write_tickets = Vec::new();
-        let mut reads = Vec::new();
         for request in requests {
             match request.job {
                 StoreJob::Write(batch) => {
@@ -86,11 +87,14 @@ fn run(
                     StoreOutcome::Failed(e.to_string())
                 }
             };
-            for ticket in write_tickets {
-                report(events, ticket, outcome.clone());
-            }
+            writes.clear();
+            // The hub task is gone only at shutdown; nothing is left to tell then.
+            let _ = events.blocking_send(Event::StoresDone {
+                tickets: write_tickets,
+                outcome,
+            });
         }
-        for (ticket, job) in reads {
+        for (ticket, job) in reads.drain(..) {
             report(events, ticket, read(store, job));
         }
     }
