@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use natter_hub::{ClientId, ClientInfo};
 use natter_proto::{FramedLine, LineFramer, Message, ParseError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::conn_limit::ConnectionPermit;
@@ -80,7 +80,7 @@ pub(crate) async fn serve<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (queue, outgoing, stop) = send_queue(context.sendq_bytes);
-    let mut stopped = stop.subscribe();
+    let stopped = stop.clone();
     let writer_task = tokio::spawn(write_loop(writer, outgoing, stop, context.writers.track()));
     let host = info.host.clone();
     if context
@@ -95,7 +95,7 @@ pub(crate) async fn serve<R, W>(
     }
     tracing::debug!(client = id.0, %host, "connected");
 
-    let mut reason = match read_loop(id, &mut reader, &context, &mut stopped).await {
+    let mut reason = match read_loop(id, &mut reader, &context, &stopped).await {
         ReadEnd::Peer(reason) => Some(reason),
         ReadEnd::Stopped => None,
     };
@@ -147,7 +147,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     id: ClientId,
     reader: &mut R,
     context: &Context,
-    stopped: &mut watch::Receiver<bool>,
+    stopped: &StopSignal,
 ) -> ReadEnd {
     let mut framer = LineFramer::default();
     // Nothing is kept until a partial line has to be.
@@ -163,7 +163,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 while let Some(wait) = bucket.admit(tokio::time::Instant::now().into_std()) {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = stopped.wait_for(|stop| *stop) => return ReadEnd::Stopped,
+                        _ = stopped.wait() => return ReadEnd::Stopped,
                     }
                 }
             }
@@ -181,7 +181,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         let read = tokio::select! {
             read = std::future::poll_fn(|cx| poll_read_into(reader, cx, framer.buffer_mut())) => read,
-            _ = stopped.wait_for(|stop| *stop) => return ReadEnd::Stopped,
+            _ = stopped.wait() => return ReadEnd::Stopped,
         };
         match read {
             Ok(0) => return ReadEnd::Peer("Connection closed".into()),
@@ -242,13 +242,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     stop: StopSignal,
     _running: Tracked,
 ) -> io::Result<()> {
-    let mut stopped = stop.subscribe();
     let result = tokio::select! {
         biased;
-        _ = stopped.wait_for(|stop| *stop) => Ok(()),
+        _ = stop.wait() => Ok(()),
         result = drain(&mut writer, &mut outgoing) => result,
     };
-    stop.send_replace(true);
+    stop.raise();
     result
 }
 
@@ -354,7 +353,7 @@ mod tests {
         let writer = tokio::spawn(write_loop(
             server,
             outgoing,
-            Arc::clone(&stop),
+            stop.clone(),
             Tracker::default().track(),
         ));
         let mut received = String::new();
@@ -366,10 +365,7 @@ mod tests {
         assert_eq!(received.lines().count(), 100);
         assert!(received.ends_with("line 99\r\n"));
         writer.await.expect("no panic").expect("no error");
-        assert!(
-            *stop.subscribe().borrow(),
-            "the writer raises stop when done"
-        );
+        assert!(*stop.borrow(), "the writer raises stop when done");
     }
 
     #[tokio::test]

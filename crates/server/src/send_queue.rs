@@ -9,11 +9,49 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use natter_hub::ClientId;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
 
 /// Raised on a connection to end it: by the hub task to drop a client at once
 /// (SendQ exceeded), and by the writer when it is done, which stops the reader.
-pub(crate) type StopSignal = Arc<watch::Sender<bool>>;
+/// Lives in the queue's shared state: it costs a connection no allocation of its own.
+#[derive(Clone, Debug)]
+pub(crate) struct StopSignal(Arc<Shared>);
+
+/// Whether a [`StopSignal`] was raised, as read by [`StopSignal::borrow`].
+pub(crate) struct Raised(bool);
+
+impl std::ops::Deref for Raised {
+    type Target = bool;
+    fn deref(&self) -> &bool {
+        &self.0
+    }
+}
+
+impl StopSignal {
+    /// Raises the signal and wakes everyone waiting on it. Raising twice is harmless.
+    pub(crate) fn raise(&self) {
+        self.0.raise_stop();
+    }
+
+    /// Whether the signal has been raised.
+    pub(crate) fn borrow(&self) -> Raised {
+        Raised(self.0.stopped.load(Ordering::Acquire))
+    }
+
+    /// Waits until the signal is raised (at once if it already is).
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.0.stop_wake.notified();
+            tokio::pin!(notified);
+            // Registered before the flag is read: a raise in between still wakes it.
+            notified.as_mut().enable();
+            if self.0.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// The queue was over its byte budget: the line was not queued.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,6 +65,9 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the writer when the queue goes from empty to not, and at its end.
     ready: Notify,
+    /// The [`StopSignal`].
+    stopped: AtomicBool,
+    stop_wake: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +82,11 @@ struct State {
 }
 
 impl Shared {
+    fn raise_stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop_wake.notify_waiters();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock, but a poisoned queue is still sound.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -53,7 +99,6 @@ impl Shared {
 pub(crate) struct SendQueue {
     shared: Arc<Shared>,
     budget: usize,
-    stop: StopSignal,
     /// Set for a queue drained by the UDP task rather than by a writer task of its
     /// own. Declared last so that it drops last: its final wake comes after the queue
     /// has closed, so the woken task sees the end of the queue.
@@ -140,12 +185,11 @@ pub(crate) fn send_queue_with_waker(
     waker: Option<QueueWaker>,
 ) -> (SendQueue, Outgoing, StopSignal) {
     let shared = Arc::new(Shared::default());
-    let stop = Arc::new(watch::Sender::new(false));
+    let stop = StopSignal(Arc::clone(&shared));
     (
         SendQueue {
             shared: Arc::clone(&shared),
             budget,
-            stop: Arc::clone(&stop),
             waker,
         },
         Outgoing {
@@ -188,7 +232,7 @@ impl SendQueue {
 
     /// Ends the connection now, dropping what is queued.
     pub(crate) fn kill(&self) {
-        self.stop.send_replace(true);
+        self.shared.raise_stop();
         if let Some(waker) = &self.waker {
             waker.wake();
         }
@@ -299,9 +343,8 @@ mod tests {
     #[test]
     fn kill_raises_the_stop_signal() {
         let (queue, _outgoing, stop) = send_queue(10);
-        let rx = stop.subscribe();
-        assert!(!*rx.borrow());
+        assert!(!*stop.borrow());
         queue.kill();
-        assert!(*rx.borrow());
+        assert!(*stop.borrow());
     }
 }
