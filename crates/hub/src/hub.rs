@@ -74,7 +74,9 @@ const MAX_HELD_LINES: usize = 512;
 /// The chat state machine. See the crate documentation.
 pub struct Hub {
     pub(crate) config: HubConfig,
-    pub(crate) clients: Map<ClientId, Client>,
+    /// Boxed: a map's empty slots then cost a pointer, not a whole client (the map
+    /// keeps spare slots, and idle memory per client is a measured target).
+    pub(crate) clients: Map<ClientId, Box<Client>>,
     /// Folded nick → client, registered clients only.
     pub(crate) nicks: Map<String, ClientId>,
     /// Folded name → room.
@@ -154,7 +156,8 @@ impl Hub {
         if info.host.starts_with(':') {
             info.host.insert(0, '0');
         }
-        self.clients.insert(id, Client::new(id, info, now));
+        self.clients
+            .insert(id, Box::new(Client::new(id, info, now)));
     }
 
     /// A connection closed on its own (EOF, reset, write error, SendQ exceeded): the
@@ -343,7 +346,7 @@ impl Hub {
     }
 
     fn dispatch(&mut self, id: ClientId, msg: &Message, out: &mut Outbox) {
-        let registered = self.clients.get(&id).is_some_and(Client::is_registered);
+        let registered = self.clients.get(&id).is_some_and(|c| c.is_registered());
         match msg.command.as_str() {
             "CAP" => self.cmd_cap(out, id, msg),
             "NICK" => self.cmd_nick(out, id, msg),
