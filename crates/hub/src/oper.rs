@@ -4,7 +4,7 @@ use natter_proto::{numeric::*, Message};
 
 use crate::client::ClientId;
 use crate::hub::{server_line, Hub, PendingCheck};
-use crate::outbox::{Effect, Outbox};
+use crate::outbox::Outbox;
 use crate::registration::truncate;
 
 impl Hub {
@@ -22,23 +22,15 @@ impl Hub {
             self.numeric(out, id, ERR_PASSWDMISMATCH, &["Password incorrect"]);
             return;
         };
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
-        out.effects.push(Effect::VerifyPassword {
-            client: id,
-            ticket,
-            password: password.to_owned(),
-            hash: account.password_hash.clone(),
-        });
-        let label = self.hold(id);
-        self.pending_checks.insert(
-            ticket,
+        let hash = account.password_hash.clone();
+        let name = name.to_owned();
+        self.check_password(out, id, password, hash, |client, label| {
             PendingCheck::Oper {
-                client: id,
-                name: name.to_owned(),
+                client,
+                name,
                 label,
-            },
-        );
+            }
+        });
     }
 
     pub(crate) fn finish_oper(&mut self, out: &mut Outbox, id: ClientId, name: String, ok: bool) {

@@ -36,6 +36,35 @@ pub enum StoreJob {
     ReadMarker { account: String, target: String },
 }
 
+impl StoreJob {
+    /// Runs the job on `store`: what the server's store thread does with each job.
+    /// Writes are run here one job at a time; the store thread groups them instead.
+    pub fn run(self, store: &mut dyn natter_store::Store) -> StoreOutcome {
+        let result = match self {
+            StoreJob::Write(writes) => store.write(&writes).map(|()| StoreOutcome::Written),
+            StoreJob::History { target, query } => {
+                store.history(&target, &query).map(StoreOutcome::Messages)
+            }
+            StoreJob::Targets {
+                targets,
+                participant,
+                from_ms,
+                to_ms,
+                limit,
+            } => store
+                .active_targets(&targets, participant.as_deref(), from_ms, to_ms, limit)
+                .map(StoreOutcome::Targets),
+            StoreJob::TakeOffline { account } => {
+                store.take_offline(&account).map(StoreOutcome::Messages)
+            }
+            StoreJob::ReadMarker { account, target } => store
+                .read_marker(&account, &target)
+                .map(StoreOutcome::Marker),
+        };
+        result.unwrap_or_else(|e| StoreOutcome::Failed(e.to_string()))
+    }
+}
+
 /// What the store thread answers, through [`Hub::store_done`].
 #[derive(Clone, Debug)]
 pub enum StoreOutcome {

@@ -118,31 +118,11 @@ fn prune(store: &mut dyn Store, keep: Duration) {
 }
 
 fn read(store: &mut dyn Store, job: StoreJob) -> StoreOutcome {
-    let result = match job {
-        StoreJob::Write(_) => return StoreOutcome::Failed("a write among reads".into()),
-        StoreJob::History { target, query } => {
-            store.history(&target, &query).map(StoreOutcome::Messages)
-        }
-        StoreJob::Targets {
-            targets,
-            participant,
-            from_ms,
-            to_ms,
-            limit,
-        } => store
-            .active_targets(&targets, participant.as_deref(), from_ms, to_ms, limit)
-            .map(StoreOutcome::Targets),
-        StoreJob::TakeOffline { account } => {
-            store.take_offline(&account).map(StoreOutcome::Messages)
-        }
-        StoreJob::ReadMarker { account, target } => store
-            .read_marker(&account, &target)
-            .map(StoreOutcome::Marker),
-    };
-    result.unwrap_or_else(|e| {
+    let outcome = job.run(store);
+    if let StoreOutcome::Failed(e) = &outcome {
         tracing::error!("a store read failed: {e}");
-        StoreOutcome::Failed(e.to_string())
-    })
+    }
+    outcome
 }
 
 fn report(events: &mpsc::Sender<Event>, ticket: u64, outcome: StoreOutcome) {
