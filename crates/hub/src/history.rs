@@ -405,7 +405,7 @@ fn replay_line(m: &StoredMessage, batch: Option<&str>, caps: CapSet) -> Bytes {
         }
     }
     if caps.has(Cap::ServerTime) {
-        w.tag("time", &format_ms(m.time_ms));
+        w.tag("time", &format_ms(m.time_ms()));
     }
     w.start(Some(&m.source), &m.command).param(&m.recipient);
     if m.command != "TAGMSG" {

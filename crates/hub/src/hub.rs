@@ -86,8 +86,9 @@ pub struct Hub {
     pub(crate) created: Now,
     /// ISUPPORT tokens, computed once from the configuration.
     pub(crate) isupport: Vec<String>,
-    msgid_prefix: String,
-    msgid_counter: u64,
+    /// The last message number given out: every msgid, and every stored message's
+    /// place and time in history, comes from it.
+    last_seq: natter_store::Seq,
     pub(crate) reply: Option<Reply>,
     batch_counter: u64,
     pub(crate) pending_checks: Map<u64, PendingCheck>,
@@ -109,11 +110,6 @@ pub struct Hub {
 impl Hub {
     pub fn new(config: HubConfig, now: Now) -> Hub {
         let isupport = crate::registration::isupport_tokens(&config);
-        let start_ms = now
-            .wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
         Hub {
             config,
             clients: Map::default(),
@@ -123,8 +119,7 @@ impl Hub {
             now,
             created: now,
             isupport,
-            msgid_prefix: format!("{start_ms:x}"),
-            msgid_counter: 0,
+            last_seq: natter_store::Seq::at(0),
             reply: None,
             batch_counter: 0,
             pending_checks: Map::default(),
@@ -518,11 +513,22 @@ impl Hub {
 
     // ---- identifiers ---------------------------------------------------------
 
-    /// A message id unique to this server process and, through its start time,
-    /// across restarts.
+    /// A message id unique on this server, across restarts: numbers grow with the
+    /// clock and continue after the last one kept ([`Hub::continue_history`]).
     pub(crate) fn next_msgid(&mut self) -> String {
-        self.msgid_counter += 1;
-        format!("{}-{}", self.msgid_prefix, self.msgid_counter)
+        self.next_seq().msgid()
+    }
+
+    /// The next message number, which also carries the message's time.
+    pub(crate) fn next_seq(&mut self) -> natter_store::Seq {
+        self.last_seq = self.last_seq.next(self.now_ms());
+        self.last_seq
+    }
+
+    /// Numbers new messages after `last`, the newest message the store keeps: at
+    /// start, so that a clock set back since then cannot reuse a msgid.
+    pub fn continue_history(&mut self, last: natter_store::Seq) {
+        self.last_seq = self.last_seq.max(last);
     }
 
     pub(crate) fn fold(&self, name: &str) -> String {

@@ -76,8 +76,11 @@ impl Hub {
         // bytes: it is cut (and stored) as relayed.
         let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
         let text = crate::hub::cut(text, MAX_LINE_BYTES.saturating_sub(overhead));
-        let msgid = self.next_msgid();
-        let mut line = Outgoing::new(self.now.server_time(), Some(source.clone()), command)
+        // Live and replayed from history, the message has the same id and time.
+        let seq = self.next_seq();
+        let msgid = seq.msgid();
+        let time = crate::history::format_ms(seq.time_ms());
+        let mut line = Outgoing::new(time, Some(source.clone()), command)
             .param(target)
             .msgid(msgid.clone())
             .account(sender_account.clone())
@@ -86,8 +89,8 @@ impl Hub {
             line = line.param(text);
         }
         let mut stored = StoredMessage {
+            seq,
             msgid,
-            time_ms: self.now_ms(),
             target: String::new(),
             command: command.to_owned(),
             source,

@@ -299,11 +299,13 @@ fn what_is_stored_is_what_was_delivered() {
         },
     )
     .unwrap();
+    let seq = natter_store::Seq::from_msgid(&msgid).expect("a msgid the store numbers by");
+    assert_eq!(seq.time_ms(), (START_UNIX as i64 + 5) * 1000);
     assert_eq!(
         stored,
         [natter_hub::StoredMessage {
+            seq,
             msgid,
-            time_ms: (START_UNIX as i64 + 5) * 1000,
             target: "#room".into(),
             command: "PRIVMSG".into(),
             source: "alice!alice@127.0.0.1".into(),

@@ -111,8 +111,16 @@ impl Server {
                 path: db_path.clone(),
                 message: e.to_string(),
             })?;
+        let last_seq =
+            natter_store::Store::last_seq(&mut store).map_err(|e| StartError::Store {
+                path: db_path.clone(),
+                message: e.to_string(),
+            })?;
         let mut hub = Hub::new(hub_config, Now::system());
         hub.load_accounts(accounts);
+        if let Some(last) = last_seq {
+            hub.continue_history(last);
+        }
         let retention = (config.history_retention_days > 0)
             .then(|| std::time::Duration::from_secs(config.history_retention_days * 86_400));
         let store = crate::store_worker::spawn(Box::new(store), events.clone(), retention)

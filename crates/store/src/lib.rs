@@ -14,7 +14,7 @@ mod schema;
 mod sqlite;
 
 pub use error::StoreError;
-pub use model::{Account, HistoryQuery, Selector, StoredMessage, TargetActivity, Write};
+pub use model::{Account, HistoryQuery, Selector, Seq, StoredMessage, TargetActivity, Write};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -66,6 +66,9 @@ pub trait Store: Send {
 
     /// The time (ms since the epoch) up to which an account has read a conversation.
     fn read_marker(&mut self, account: &str, target: &str) -> Result<Option<i64>, StoreError>;
+
+    /// The newest message kept, if any: the hub numbers new messages after it.
+    fn last_seq(&mut self) -> Result<Option<Seq>, StoreError>;
 
     /// Deletes messages older than `before_ms`; returns how many.
     fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError>;

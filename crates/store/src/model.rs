@@ -11,12 +11,73 @@ pub struct Account {
     pub created_ms: i64,
 }
 
+/// A message's place in the server's history, and its time: a hybrid logical clock.
+///
+/// The upper bits hold the time in milliseconds since the epoch, the lower
+/// [`Seq::COUNTER_BITS`] count the messages within that millisecond. Each new value is
+/// greater than the one before it and not earlier than the wall clock, so one number
+/// orders history, carries each message's time, and names the message (its msgid is
+/// this number in hex). A query by time is then a range of numbers: the store needs
+/// one index, on (conversation, seq), to answer every CHATHISTORY query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seq(i64);
+
+impl Seq {
+    /// Messages one millisecond can hold before the clock is moved on by a tick.
+    pub const COUNTER_BITS: u32 = 20;
+    const LATEST_MS: i64 = i64::MAX >> Seq::COUNTER_BITS;
+
+    /// The first number of millisecond `time_ms` (clamped to what a `Seq` can hold).
+    pub fn at(time_ms: i64) -> Seq {
+        Seq(time_ms.clamp(0, Seq::LATEST_MS) << Seq::COUNTER_BITS)
+    }
+
+    /// The number after this one, at `now_ms` or later: a clock that goes back does
+    /// not reorder history, it only stretches the same millisecond.
+    pub fn next(self, now_ms: i64) -> Seq {
+        Seq(self.0.saturating_add(1)).max(Seq::at(now_ms))
+    }
+
+    /// The message's time, in milliseconds since the epoch.
+    pub fn time_ms(self) -> i64 {
+        self.0 >> Seq::COUNTER_BITS
+    }
+
+    pub fn from_raw(raw: i64) -> Seq {
+        Seq(raw)
+    }
+
+    pub fn raw(self) -> i64 {
+        self.0
+    }
+
+    /// The message id that names this message on the wire.
+    pub fn msgid(self) -> String {
+        format!("{:x}", self.0)
+    }
+
+    /// The number a msgid from [`Seq::msgid`] names; `None` for anything else.
+    pub fn from_msgid(msgid: &str) -> Option<Seq> {
+        let hex_only = !msgid.is_empty()
+            && msgid.len() <= 16
+            && msgid
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex_only {
+            return None;
+        }
+        i64::from_str_radix(msgid, 16).ok().map(Seq)
+    }
+}
+
 /// One message as stored: enough to replay it exactly as it was relayed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
+    /// Its place in history, and its time.
+    pub seq: Seq,
+    /// As relayed: `seq.msgid()`, except for messages kept before msgids were
+    /// derived from the sequence number.
     pub msgid: String,
-    /// Milliseconds since the epoch, as its server-time tag said.
-    pub time_ms: i64,
     /// The conversation: a folded room name, or [`StoredMessage::direct_key`].
     pub target: String,
     /// PRIVMSG, NOTICE or TAGMSG.
@@ -33,6 +94,11 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// Milliseconds since the epoch, as its server-time tag said.
+    pub fn time_ms(&self) -> i64 {
+        self.seq.time_ms()
+    }
+
     /// The conversation key of a direct conversation between two parties (folded
     /// account names or nicks): the same whichever of them asks.
     pub fn direct_key(a: &str, b: &str) -> String {
@@ -97,4 +163,38 @@ pub enum HistoryQuery {
 pub struct TargetActivity {
     pub target: String,
     pub latest_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_orders_messages_and_carries_their_time() {
+        let first = Seq::at(1_000);
+        let second = first.next(1_000);
+        let third = second.next(999); // the clock went back: history does not
+        assert!(first < second && second < third);
+        assert_eq!(third.time_ms(), 1_000);
+        let later = third.next(2_000);
+        assert_eq!(later, Seq::at(2_000));
+        assert_eq!(later.time_ms(), 2_000);
+    }
+
+    #[test]
+    fn seq_round_trips_through_its_msgid() {
+        let seq = Seq::at(1_764_236_000_123).next(1_764_236_000_123);
+        assert_eq!(Seq::from_msgid(&seq.msgid()), Some(seq));
+        for foreign in ["", "19abc-42", "ABC", "m5", "12345678901234567", "-1", "+1"] {
+            assert_eq!(Seq::from_msgid(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn seq_survives_absurd_clocks() {
+        assert_eq!(Seq::at(-5), Seq::at(0));
+        let end = Seq::at(i64::MAX);
+        assert!(end.next(i64::MAX) >= end);
+        assert!(end.time_ms() > 0);
+    }
 }

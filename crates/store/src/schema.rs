@@ -38,4 +38,43 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, target)
     );
     ",
+    // 2: history as one append-only table numbered by `Seq` (time and order in one
+    // number, the msgid derived from it), with one index, by conversation. A message
+    // costs one row and one index entry instead of a row and three index entries.
+    // Messages kept before keep their msgids through `legacy_msgids`.
+    "
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO conversations (key) SELECT DISTINCT target FROM messages ORDER BY target;
+    CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        conversation INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    INSERT INTO history (seq, conversation, body)
+        SELECT (m.time_ms << 20) | (m.seq & 1048575), c.id,
+               m.msgid || char(10) || m.command || char(10) || m.source || char(10)
+               || coalesce(m.account, '') || char(10) || m.recipient || char(10)
+               || m.client_tags || char(10) || m.text
+        FROM messages m JOIN conversations c ON c.key = m.target;
+    CREATE INDEX history_by_conversation ON history (conversation, seq);
+    CREATE TABLE legacy_msgids (
+        msgid TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO legacy_msgids (msgid, seq)
+        SELECT msgid, (time_ms << 20) | (seq & 1048575) FROM messages;
+    CREATE TABLE offline_queue (
+        account TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (account, seq)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO offline_queue (account, seq)
+        SELECT o.account, (m.time_ms << 20) | (m.seq & 1048575)
+        FROM offline o JOIN messages m ON m.seq = o.message_seq;
+    DROP TABLE offline;
+    DROP TABLE messages;
+    ",
 ];

@@ -1,28 +1,87 @@
 //! The embedded store: one SQLite file, WAL mode, every write batch one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use crate::error::StoreError;
-use crate::model::{Account, HistoryQuery, Selector, StoredMessage, TargetActivity, Write};
+use crate::model::{Account, HistoryQuery, Selector, Seq, StoredMessage, TargetActivity, Write};
 use crate::schema::MIGRATIONS;
 use crate::Store;
 
-/// The columns of a message row, in the order [`message_from_row`] reads them.
-const MESSAGE_COLUMNS: &str =
-    "m.msgid, m.time_ms, m.target, m.command, m.source, m.account, m.recipient, m.text, m.client_tags";
+/// The fields of a message besides its number and conversation, in one column: a
+/// message is written and read whole, and one bound value costs less than seven.
+/// They are joined by LF, which no IRC field can hold; the text comes last, so that
+/// even a text holding one would read back whole.
+mod body {
+    use crate::model::{Seq, StoredMessage};
+
+    const SEPARATOR: char = '\n';
+
+    pub(super) fn encode(m: &StoredMessage) -> String {
+        let account = m.account.as_deref().unwrap_or("");
+        let mut body = String::with_capacity(
+            m.msgid.len()
+                + m.command.len()
+                + m.source.len()
+                + account.len()
+                + m.recipient.len()
+                + m.client_tags.len()
+                + m.text.len()
+                + 6,
+        );
+        for field in [
+            &m.msgid,
+            &m.command,
+            &m.source,
+            account,
+            &m.recipient,
+            &m.client_tags,
+        ] {
+            body.push_str(field);
+            body.push(SEPARATOR);
+        }
+        body.push_str(&m.text);
+        body
+    }
+
+    pub(super) fn decode(seq: Seq, target: String, body: &str) -> StoredMessage {
+        let mut fields = body.splitn(7, SEPARATOR);
+        let mut next = || fields.next().unwrap_or("").to_owned();
+        let msgid = next();
+        let command = next();
+        let source = next();
+        let account = Some(next()).filter(|a| !a.is_empty());
+        let recipient = next();
+        let client_tags = next();
+        let text = next();
+        StoredMessage {
+            seq,
+            msgid,
+            target,
+            command,
+            source,
+            account,
+            recipient,
+            text,
+            client_tags,
+        }
+    }
+}
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
+    /// Conversation key → its row id: every message names its conversation, and
+    /// there are few conversations.
+    conversations: HashMap<String, i64>,
 }
 
-/// A selector resolved against the conversation: a message's sequence number and
-/// time, or a time alone.
+/// A selector resolved against the conversation: a message, or a time.
 #[derive(Clone, Copy, Debug)]
 enum Bound {
-    Message { seq: i64, time_ms: i64 },
+    Message(Seq),
     Time(i64),
     Unbounded,
 }
@@ -30,18 +89,22 @@ enum Bound {
 impl Bound {
     fn time(self) -> Option<i64> {
         match self {
-            Bound::Message { time_ms, .. } | Bound::Time(time_ms) => Some(time_ms),
+            Bound::Message(seq) => Some(seq.time_ms()),
+            Bound::Time(time_ms) => Some(time_ms),
             Bound::Unbounded => None,
         }
     }
 
-    /// The SQL condition for "strictly before" (or after) this bound.
+    /// The SQL condition for "strictly before" (or after) this bound. A time is a
+    /// range of sequence numbers: before `t` is below its first, after `t` is from the
+    /// first of the next millisecond.
     fn condition(self, before: bool) -> String {
-        let op = if before { "<" } else { ">" };
-        match self {
-            Bound::Message { seq, .. } => format!("m.seq {op} {seq}"),
-            Bound::Time(t) => format!("m.time_ms {op} {t}"),
-            Bound::Unbounded => "1".into(),
+        match (self, before) {
+            (Bound::Message(seq), true) => format!("h.seq < {}", seq.raw()),
+            (Bound::Message(seq), false) => format!("h.seq > {}", seq.raw()),
+            (Bound::Time(t), true) => format!("h.seq < {}", Seq::at(t).raw()),
+            (Bound::Time(t), false) => format!("h.seq >= {}", Seq::at(t.saturating_add(1)).raw()),
+            (Bound::Unbounded, _) => "1".into(),
         }
     }
 }
@@ -74,7 +137,10 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(StoreError::sqlite("cannot configure the database"))?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore {
+            conn,
+            conversations: HashMap::new(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -122,32 +188,69 @@ impl SqliteStore {
             .map_err(StoreError::sqlite("the backup failed"))
     }
 
-    fn resolve(&self, target: &str, selector: &Selector) -> Result<Option<Bound>, StoreError> {
+    /// The row id of a conversation, if it has ever had a message.
+    fn conversation(&mut self, key: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(id) = self.conversations.get(key) {
+            return Ok(Some(*id));
+        }
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM conversations WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::sqlite("cannot look up a conversation"))?;
+        if let Some(id) = id {
+            self.conversations.insert(key.to_owned(), id);
+        }
+        Ok(id)
+    }
+
+    fn resolve(
+        &mut self,
+        conversation: i64,
+        selector: &Selector,
+    ) -> Result<Option<Bound>, StoreError> {
         Ok(Some(match selector {
             Selector::Unbounded => Bound::Unbounded,
             Selector::Time(t) => Bound::Time(*t),
             Selector::Msgid(msgid) => {
+                let seq = match Seq::from_msgid(msgid) {
+                    Some(seq) => Some(seq.raw()),
+                    None => self
+                        .conn
+                        .query_row(
+                            "SELECT seq FROM legacy_msgids WHERE msgid = ?1",
+                            params![msgid],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(StoreError::sqlite("cannot look up a message id"))?,
+                };
+                let Some(seq) = seq else {
+                    return Ok(None);
+                };
+                // The message must be in this conversation.
                 let found = self
                     .conn
-                    .query_row(
-                        "SELECT seq, time_ms FROM messages WHERE msgid = ?1 AND target = ?2",
-                        params![msgid, target],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
+                    .prepare_cached("SELECT 1 FROM history WHERE seq = ?1 AND conversation = ?2")
+                    .and_then(|mut stmt| stmt.exists(params![seq, conversation]))
                     .map_err(StoreError::sqlite("cannot look up a message id"))?;
-                match found {
-                    Some((seq, time_ms)) => Bound::Message { seq, time_ms },
-                    None => return Ok(None),
+                if !found {
+                    return Ok(None);
                 }
+                Bound::Message(Seq::from_raw(seq))
             }
         }))
     }
 
-    /// Messages of `target` meeting `conditions`, the `limit` nearest in the given
-    /// direction, returned oldest first.
+    /// Messages of a conversation meeting `conditions`, the `limit` nearest in the
+    /// given direction, returned oldest first.
     fn select(
         &self,
+        conversation: i64,
         target: &str,
         conditions: &[String],
         newest_first: bool,
@@ -155,7 +258,7 @@ impl SqliteStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.target = ?1 AND {} ORDER BY m.seq {order} LIMIT ?2",
+            "SELECT h.seq, h.body FROM history h WHERE h.conversation = ?1 AND {} ORDER BY h.seq {order} LIMIT ?2",
             conditions.join(" AND ")
         );
         let mut stmt = self
@@ -164,7 +267,9 @@ impl SqliteStore {
             .map_err(StoreError::sqlite("cannot query history"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![target, limit], message_from_row)
+            .query_map(params![conversation, limit], |r| {
+                message_from_row(r, target.to_owned())
+            })
             .map_err(StoreError::sqlite("cannot query history"))?;
         let mut messages = rows
             .collect::<Result<Vec<_>, _>>()
@@ -174,52 +279,64 @@ impl SqliteStore {
         }
         Ok(messages)
     }
+
+    /// Runs the writes of one transaction, learning the ids of new conversations.
+    fn apply_all(&mut self, batch: &[Write]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for write in batch {
+            apply(&tx, &mut self.conversations, write)?;
+        }
+        tx.commit()
+    }
 }
 
-fn message_from_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
-        msgid: r.get(0)?,
-        time_ms: r.get(1)?,
-        target: r.get(2)?,
-        command: r.get(3)?,
-        source: r.get(4)?,
-        account: r.get(5)?,
-        recipient: r.get(6)?,
-        text: r.get(7)?,
-        client_tags: r.get(8)?,
-    })
+fn message_from_row(r: &Row<'_>, target: String) -> rusqlite::Result<StoredMessage> {
+    let seq = Seq::from_raw(r.get(0)?);
+    let body: String = r.get(1)?;
+    Ok(body::decode(seq, target, &body))
 }
 
-fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
+/// The id of a conversation, created on its first message.
+fn conversation_id(
+    tx: &Transaction<'_>,
+    known: &mut HashMap<String, i64>,
+    key: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = known.get(key) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO conversations (key) VALUES (?1)")?
+        .execute(params![key])?;
+    let id = tx
+        .prepare_cached("SELECT id FROM conversations WHERE key = ?1")?
+        .query_row(params![key], |r| r.get(0))?;
+    known.insert(key.to_owned(), id);
+    Ok(id)
+}
+
+fn apply(
+    tx: &Transaction<'_>,
+    conversations: &mut HashMap<String, i64>,
+    write: &Write,
+) -> rusqlite::Result<()> {
     match write {
         Write::Message {
             message: m,
             offline_for,
         } => {
-            // A message id is written once; a repeated write changes nothing.
+            let conversation = conversation_id(tx, conversations, &m.target)?;
+            // A message is written once; a repeated write changes nothing.
             let inserted = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO messages
-                     (msgid, time_ms, target, command, source, account, recipient, text, client_tags)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT OR IGNORE INTO history (seq, conversation, body) VALUES (?1, ?2, ?3)",
                 )?
-                .execute(params![
-                    m.msgid,
-                    m.time_ms,
-                    m.target,
-                    m.command,
-                    m.source,
-                    m.account,
-                    m.recipient,
-                    m.text,
-                    m.client_tags
-                ])?;
-            if inserted == 1 {
-                let seq = tx.last_insert_rowid();
-                let mut stmt = tx
-                    .prepare_cached("INSERT INTO offline (account, message_seq) VALUES (?1, ?2)")?;
+                .execute(params![m.seq.raw(), conversation, body::encode(m)])?;
+            if inserted == 1 && !offline_for.is_empty() {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO offline_queue (account, seq) VALUES (?1, ?2)",
+                )?;
                 for account in offline_for {
-                    stmt.execute(params![account, seq])?;
+                    stmt.execute(params![account, m.seq.raw()])?;
                 }
             }
         }
@@ -238,7 +355,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
         Write::DeleteAccount { name } => {
             for sql in [
                 "DELETE FROM accounts WHERE name = ?1",
-                "DELETE FROM offline WHERE account = ?1",
+                "DELETE FROM offline_queue WHERE account = ?1",
                 "DELETE FROM read_markers WHERE account = ?1",
             ] {
                 tx.prepare_cached(sql)?.execute(params![name])?;
@@ -262,14 +379,11 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> rusqlite::Result<()> {
 
 impl Store for SqliteStore {
     fn write(&mut self, batch: &[Write]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(StoreError::sqlite("cannot start a write"))?;
-        for write in batch {
-            apply(&tx, write).map_err(StoreError::sqlite("cannot write"))?;
-        }
-        tx.commit().map_err(StoreError::sqlite("cannot commit"))
+        self.apply_all(batch).map_err(|e| {
+            // Conversations learnt in a transaction that did not commit do not exist.
+            self.conversations.clear();
+            StoreError::sqlite("cannot commit")(e)
+        })
     }
 
     fn history(
@@ -277,61 +391,71 @@ impl Store for SqliteStore {
         target: &str,
         query: &HistoryQuery,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        let Some(conversation) = self.conversation(target)? else {
+            return Ok(Vec::new());
+        };
+        let select = |store: &Self, conditions: &[String], newest_first: bool, limit: usize| {
+            store.select(conversation, target, conditions, newest_first, limit)
+        };
         match query {
             HistoryQuery::Latest { after, limit } => {
-                let Some(after) = self.resolve(target, after)? else {
+                let Some(after) = self.resolve(conversation, after)? else {
                     return Ok(Vec::new());
                 };
-                self.select(target, &[after.condition(false)], true, *limit)
+                select(self, &[after.condition(false)], true, *limit)
             }
             HistoryQuery::Before { at, limit } => {
-                let Some(at) = self.resolve(target, at)? else {
+                let Some(at) = self.resolve(conversation, at)? else {
                     return Ok(Vec::new());
                 };
-                self.select(target, &[at.condition(true)], true, *limit)
+                select(self, &[at.condition(true)], true, *limit)
             }
             HistoryQuery::After { at, limit } => {
-                let Some(at) = self.resolve(target, at)? else {
+                let Some(at) = self.resolve(conversation, at)? else {
                     return Ok(Vec::new());
                 };
-                self.select(target, &[at.condition(false)], false, *limit)
+                select(self, &[at.condition(false)], false, *limit)
             }
             HistoryQuery::Around { at, limit } => {
-                let Some(bound) = self.resolve(target, at)? else {
+                let Some(bound) = self.resolve(conversation, at)? else {
                     return Ok(Vec::new());
                 };
                 let limit = (*limit).max(1);
                 let mut middle = Vec::new();
                 let mut room = limit;
-                if let Bound::Message { seq, .. } = bound {
-                    middle = self.select(target, &[format!("m.seq = {seq}")], false, 1)?;
+                if let Bound::Message(seq) = bound {
+                    middle = select(self, &[format!("h.seq = {}", seq.raw())], false, 1)?;
                     room -= middle.len();
                 }
-                let mut messages = self.select(target, &[bound.condition(true)], true, room / 2)?;
+                let mut messages = select(self, &[bound.condition(true)], true, room / 2)?;
                 let after_room = limit - messages.len() - middle.len();
                 messages.extend(middle);
                 // A time selects the messages at that time too, after the middle.
                 let after = match bound {
-                    Bound::Time(t) => format!("m.time_ms >= {t}"),
+                    Bound::Time(t) => format!("h.seq >= {}", Seq::at(t).raw()),
                     _ => bound.condition(false),
                 };
-                messages.extend(self.select(target, &[after], false, after_room)?);
+                messages.extend(select(self, &[after], false, after_room)?);
                 Ok(messages)
             }
             HistoryQuery::Between { from, to, limit } => {
-                let (Some(from), Some(to)) =
-                    (self.resolve(target, from)?, self.resolve(target, to)?)
-                else {
+                let (Some(from), Some(to)) = (
+                    self.resolve(conversation, from)?,
+                    self.resolve(conversation, to)?,
+                ) else {
                     return Ok(Vec::new());
                 };
                 // From the first selector towards the second, whichever is later.
-                let forward = match (from.time(), to.time()) {
-                    (Some(f), Some(t)) => f <= t,
-                    (None, _) => true,
-                    (_, None) => false,
+                let forward = match (from, to) {
+                    (Bound::Message(f), Bound::Message(t)) => f <= t,
+                    _ => match (from.time(), to.time()) {
+                        (Some(f), Some(t)) => f <= t,
+                        (None, _) => true,
+                        (_, None) => false,
+                    },
                 };
                 let conditions = [from.condition(!forward), to.condition(forward)];
-                self.select(target, &conditions, !forward, *limit)
+                select(self, &conditions, !forward, *limit)
             }
         }
     }
@@ -345,52 +469,50 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<TargetActivity>, StoreError> {
         let (low, high) = (from_ms.min(to_ms), from_ms.max(to_ms));
-        let mut found: Vec<TargetActivity> = Vec::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached(
-                    "SELECT max(time_ms) FROM messages WHERE target = ?1 AND time_ms > ?2 AND time_ms < ?3",
-                )
-                .map_err(StoreError::sqlite("cannot query targets"))?;
-            for target in targets {
-                let latest: Option<i64> = stmt
-                    .query_row(params![target, low, high], |r| r.get(0))
-                    .map_err(StoreError::sqlite("cannot query targets"))?;
-                if let Some(latest_ms) = latest {
-                    found.push(TargetActivity {
-                        target: target.clone(),
-                        latest_ms,
-                    });
-                }
-            }
-        }
+        // Strictly between the two times, as sequence numbers.
+        let (first, end) = (Seq::at(low.saturating_add(1)), Seq::at(high));
+        let mut keys: Vec<String> = targets.to_vec();
         if let Some(me) = participant {
             // Direct keys are `a b`: the participant is the first or the last word.
             // substr, not LIKE: `_` in a nick would be a LIKE wildcard.
             let mut stmt = self
                 .conn
                 .prepare_cached(
-                    "SELECT target, max(time_ms) FROM messages
-                     WHERE (substr(target, 1, length(?1) + 1) = ?1 || ' '
-                            OR substr(target, -(length(?1) + 1)) = ' ' || ?1)
-                       AND time_ms > ?2 AND time_ms < ?3
-                     GROUP BY target",
+                    "SELECT key FROM conversations
+                     WHERE substr(key, 1, length(?1) + 1) = ?1 || ' '
+                        OR substr(key, -(length(?1) + 1)) = ' ' || ?1",
                 )
                 .map_err(StoreError::sqlite("cannot query targets"))?;
-            let rows = stmt
-                .query_map(params![me, low, high], |r| {
-                    Ok(TargetActivity {
-                        target: r.get(0)?,
-                        latest_ms: r.get(1)?,
-                    })
+            let direct = stmt
+                .query_map(params![me], |r| r.get::<_, String>(0))
+                .map_err(StoreError::sqlite("cannot query targets"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::sqlite("cannot read targets"))?;
+            for key in direct {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        let mut found: Vec<TargetActivity> = Vec::new();
+        for key in keys {
+            let Some(conversation) = self.conversation(&key)? else {
+                continue;
+            };
+            let latest: Option<i64> = self
+                .conn
+                .prepare_cached(
+                    "SELECT max(seq) FROM history WHERE conversation = ?1 AND seq >= ?2 AND seq < ?3",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![conversation, first.raw(), end.raw()], |r| r.get(0))
                 })
                 .map_err(StoreError::sqlite("cannot query targets"))?;
-            for row in rows {
-                let row = row.map_err(StoreError::sqlite("cannot read targets"))?;
-                if !found.iter().any(|f| f.target == row.target) {
-                    found.push(row);
-                }
+            if let Some(latest) = latest {
+                found.push(TargetActivity {
+                    target: key,
+                    latest_ms: Seq::from_raw(latest).time_ms(),
+                });
             }
         }
         found.sort_by_key(|a| std::cmp::Reverse(a.latest_ms));
@@ -405,19 +527,24 @@ impl Store for SqliteStore {
             .map_err(StoreError::sqlite("cannot start taking offline messages"))?;
         let messages = {
             let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM offline o JOIN messages m ON m.seq = o.message_seq
-                     WHERE o.account = ?1 ORDER BY o.seq"
-                ))
+                .prepare_cached(
+                    "SELECT h.seq, h.body, c.key FROM offline_queue o
+                     JOIN history h ON h.seq = o.seq
+                     JOIN conversations c ON c.id = h.conversation
+                     WHERE o.account = ?1 ORDER BY o.seq",
+                )
                 .map_err(StoreError::sqlite("cannot read offline messages"))?;
             let rows = stmt
-                .query_map(params![account], message_from_row)
+                .query_map(params![account], |r| message_from_row(r, r.get(2)?))
                 .map_err(StoreError::sqlite("cannot read offline messages"))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(StoreError::sqlite("cannot read offline messages"))?
         };
-        tx.execute("DELETE FROM offline WHERE account = ?1", params![account])
-            .map_err(StoreError::sqlite("cannot clear offline messages"))?;
+        tx.execute(
+            "DELETE FROM offline_queue WHERE account = ?1",
+            params![account],
+        )
+        .map_err(StoreError::sqlite("cannot clear offline messages"))?;
         tx.commit()
             .map_err(StoreError::sqlite("cannot commit taking offline messages"))?;
         Ok(messages)
@@ -488,13 +615,33 @@ impl Store for SqliteStore {
             .map_err(StoreError::sqlite("cannot read the read marker"))
     }
 
+    fn last_seq(&mut self) -> Result<Option<Seq>, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT max(seq) FROM history", [], |r| r.get(0))
+            .map_err(StoreError::sqlite("cannot read the last message"))?;
+        Ok(last.map(Seq::from_raw))
+    }
+
     fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError> {
-        self.conn
-            .execute(
-                "DELETE FROM messages WHERE time_ms < ?1",
-                params![before_ms],
-            )
-            .map_err(StoreError::sqlite("cannot prune history"))
+        let end = Seq::at(before_ms).raw();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(StoreError::sqlite("cannot start pruning history"))?;
+        let deleted = tx
+            .execute("DELETE FROM history WHERE seq < ?1", params![end])
+            .map_err(StoreError::sqlite("cannot prune history"))?;
+        for sql in [
+            "DELETE FROM offline_queue WHERE seq < ?1",
+            "DELETE FROM legacy_msgids WHERE seq < ?1",
+        ] {
+            tx.execute(sql, params![end])
+                .map_err(StoreError::sqlite("cannot prune history"))?;
+        }
+        tx.commit()
+            .map_err(StoreError::sqlite("cannot commit pruning history"))?;
+        Ok(deleted)
     }
 }
 
@@ -505,4 +652,96 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         password_hash: r.get(2)?,
         created_ms: r.get(3)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by a natter from before schema 2: rows numbered by an
+    /// autoincrement, msgids of another shape, one offline message.
+    fn version_one_database(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for (n, target) in [(1, "#room"), (2, "alice bob"), (3, "#room")] {
+            conn.execute(
+                "INSERT INTO messages
+                 (msgid, time_ms, target, command, source, account, recipient, text, client_tags)
+                 VALUES (?1, ?2, ?3, 'PRIVMSG', 'alice!a@h', ?4, 'x', ?5, '+draft/react=1')",
+                params![
+                    format!("19abc-{n}"),
+                    1_000 * n,
+                    target,
+                    (n == 1).then_some("alice"),
+                    format!("text {n}")
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO offline (account, message_seq) VALUES ('bob', 2)",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_one_database_keeps_its_history_and_msgids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.db");
+        version_one_database(&path);
+        let mut store = SqliteStore::open(&path).unwrap();
+        let all = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 10,
+        };
+        let room = store.history("#room", &all).unwrap();
+        let texts: Vec<&str> = room.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["text 1", "text 3"]);
+        assert_eq!(room[0].msgid, "19abc-1");
+        assert_eq!(room[0].time_ms(), 1_000);
+        assert_eq!(room[0].account.as_deref(), Some("alice"));
+        assert_eq!(room[1].account, None);
+        assert_eq!(room[1].client_tags, "+draft/react=1");
+        // The old msgids still select.
+        let after_first = HistoryQuery::After {
+            at: Selector::Msgid("19abc-1".into()),
+            limit: 10,
+        };
+        assert_eq!(store.history("#room", &after_first).unwrap().len(), 1);
+        let offline = store.take_offline("bob").unwrap();
+        assert_eq!(offline.len(), 1);
+        assert_eq!(offline[0].target, "alice bob");
+        assert_eq!(store.last_seq().unwrap(), Some(room[1].seq));
+        // New messages go after the old ones.
+        let next = room[1].seq.next(0);
+        let mut new = room[1].clone();
+        new.seq = next;
+        new.msgid = next.msgid();
+        store
+            .write(&[Write::Message {
+                message: new,
+                offline_for: Vec::new(),
+            }])
+            .unwrap();
+        assert_eq!(store.history("#room", &all).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_text_holding_a_line_feed_reads_back_whole() {
+        let seq = Seq::at(5);
+        let m = StoredMessage {
+            seq,
+            msgid: seq.msgid(),
+            target: "#r".into(),
+            command: "PRIVMSG".into(),
+            source: "a!b@c".into(),
+            account: None,
+            recipient: "#r".into(),
+            text: "one\ntwo".into(),
+            client_tags: String::new(),
+        };
+        assert_eq!(body::decode(seq, "#r".into(), &body::encode(&m)), m);
+    }
 }

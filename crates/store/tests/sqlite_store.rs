@@ -1,12 +1,23 @@
 //! The SQLite store keeps what it was given, answers history queries as
 //! CHATHISTORY needs, and hands each offline message out once.
 
-use natter_store::{Account, HistoryQuery, Selector, SqliteStore, Store, StoredMessage, Write};
+use natter_store::{
+    Account, HistoryQuery, Selector, Seq, SqliteStore, Store, StoredMessage, Write,
+};
+
+/// Message `n` is sent at second `n`.
+fn seq(n: i64) -> Seq {
+    Seq::at(1_000 * n)
+}
+
+fn msgid(n: i64) -> String {
+    seq(n).msgid()
+}
 
 fn message(n: i64, target: &str) -> StoredMessage {
     StoredMessage {
-        msgid: format!("m{n}"),
-        time_ms: 1_000 * n,
+        seq: seq(n),
+        msgid: msgid(n),
         target: target.into(),
         command: "PRIVMSG".into(),
         source: "alice!a@host".into(),
@@ -40,7 +51,7 @@ fn ids(messages: &[StoredMessage]) -> Vec<String> {
 }
 
 fn names(list: &[i64]) -> Vec<String> {
-    list.iter().map(|n| format!("m{n}")).collect()
+    list.iter().map(|&n| msgid(n)).collect()
 }
 
 #[test]
@@ -52,7 +63,7 @@ fn latest_gives_the_newest_messages_oldest_first() {
     };
     assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[8, 9, 10]));
     let q = HistoryQuery::Latest {
-        after: Selector::Msgid("m8".into()),
+        after: Selector::Msgid(msgid(8)),
         limit: 5,
     };
     assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[9, 10]));
@@ -62,7 +73,7 @@ fn latest_gives_the_newest_messages_oldest_first() {
 fn before_and_after_page_by_msgid_and_by_time() {
     let mut s = store_with(10);
     let q = HistoryQuery::Before {
-        at: Selector::Msgid("m5".into()),
+        at: Selector::Msgid(msgid(5)),
         limit: 2,
     };
     assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[3, 4]));
@@ -82,12 +93,12 @@ fn before_and_after_page_by_msgid_and_by_time() {
 fn around_and_between() {
     let mut s = store_with(10);
     let q = HistoryQuery::Around {
-        at: Selector::Msgid("m5".into()),
+        at: Selector::Msgid(msgid(5)),
         limit: 3,
     };
     assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[4, 5, 6]));
     let q = HistoryQuery::Between {
-        from: Selector::Msgid("m2".into()),
+        from: Selector::Msgid(msgid(2)),
         to: Selector::Time(7_000),
         limit: 10,
     };
@@ -95,7 +106,7 @@ fn around_and_between() {
     // Backwards: from the later bound towards the earlier, nearest first.
     let q = HistoryQuery::Between {
         from: Selector::Time(7_000),
-        to: Selector::Msgid("m2".into()),
+        to: Selector::Msgid(msgid(2)),
         limit: 2,
     };
     assert_eq!(ids(&s.history("#room", &q).unwrap()), names(&[5, 6]));
