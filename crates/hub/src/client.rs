@@ -127,7 +127,15 @@ impl Client {
 
     /// `nick!user@host`, the source of what the client says.
     pub fn source(&self) -> String {
-        format!("{}!{}@{}", self.nick, self.user, self.info.host)
+        // Built by hand rather than with `format!`: one is made for every message sent.
+        let (nick, user, host) = (&self.nick, &self.user, &self.info.host);
+        let mut source = String::with_capacity(nick.len() + user.len() + host.len() + 2);
+        source.push_str(nick);
+        source.push('!');
+        source.push_str(user);
+        source.push('@');
+        source.push_str(host);
+        source
     }
 
     /// User modes as `+iow`.

@@ -89,10 +89,13 @@ pub struct Hub {
     /// The last message number given out: every msgid, and every stored message's
     /// place and time in history, comes from it.
     last_seq: natter_store::Seq,
+    /// The last millisecond written as a `time` tag, and how: messages come many to
+    /// a millisecond under load, and formatting a date is not free.
+    last_time_tag: (i64, String),
     pub(crate) reply: Option<Reply>,
     batch_counter: u64,
     pub(crate) pending_checks: Map<u64, PendingCheck>,
-    pub(crate) pending_store: Map<u64, crate::persistence::PendingStore>,
+    pub(crate) pending_store: crate::tickets::Tickets<crate::persistence::PendingStore>,
     pub(crate) next_ticket: u64,
     /// The most registered clients at once since start, for LUSERS.
     pub(crate) peak_users: usize,
@@ -120,10 +123,11 @@ impl Hub {
             created: now,
             isupport,
             last_seq: natter_store::Seq::at(0),
+            last_time_tag: (-1, String::new()),
             reply: None,
             batch_counter: 0,
             pending_checks: Map::default(),
-            pending_store: Map::default(),
+            pending_store: crate::tickets::Tickets::default(),
             next_ticket: 1,
             peak_users: 0,
             accounts: Map::default(),
@@ -523,6 +527,14 @@ impl Hub {
     pub(crate) fn next_seq(&mut self) -> natter_store::Seq {
         self.last_seq = self.last_seq.next(self.now_ms());
         self.last_seq
+    }
+
+    /// The `time` tag of a millisecond.
+    pub(crate) fn time_tag(&mut self, ms: i64) -> String {
+        if self.last_time_tag.0 != ms {
+            self.last_time_tag = (ms, crate::history::format_ms(ms));
+        }
+        self.last_time_tag.1.clone()
     }
 
     /// Numbers new messages after `last`, the newest message the store keeps: at

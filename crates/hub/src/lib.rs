@@ -26,6 +26,7 @@ mod queries;
 mod read_marker;
 mod registration;
 mod rooms;
+mod tickets;
 mod time;
 
 pub use caps::Cap;

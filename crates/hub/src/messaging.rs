@@ -79,7 +79,7 @@ impl Hub {
         // Live and replayed from history, the message has the same id and time.
         let seq = self.next_seq();
         let msgid = seq.msgid();
-        let time = crate::history::format_ms(seq.time_ms());
+        let time = self.time_tag(seq.time_ms());
         let mut line = Outgoing::new(time, Some(source.clone()), command)
             .param(target)
             .msgid(msgid.clone())

@@ -145,7 +145,8 @@ impl Hub {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         out.effects.push(Effect::Store { ticket, job });
-        self.pending_store.insert(ticket, pending);
+        let kept = self.pending_store.insert(ticket, pending);
+        debug_assert!(kept.is_ok(), "store tickets only grow");
         ticket
     }
 
@@ -177,7 +178,7 @@ impl Hub {
     /// The store finished job `ticket`.
     pub fn store_done(&mut self, ticket: u64, outcome: StoreOutcome, now: Now, out: &mut Outbox) {
         self.now = now;
-        let Some(pending) = self.pending_store.remove(&ticket) else {
+        let Some(pending) = self.pending_store.remove(ticket) else {
             return;
         };
         match pending {
@@ -235,7 +236,14 @@ impl Hub {
         let Some(c) = self.clients.get_mut(&client) else {
             return;
         };
-        for parked in c.parked.iter_mut().filter(|p| p.ticket == Some(ticket)) {
+        // Parked replies are in ticket order, and commits finish in that order: the
+        // one waiting on this commit is at the front, or near it.
+        let waiting = c
+            .parked
+            .iter_mut()
+            .take_while(|p| p.ticket.is_none_or(|t| t <= ticket))
+            .find(|p| p.ticket == Some(ticket));
+        if let Some(parked) = waiting {
             parked.ticket = None;
             if failed {
                 // What the replies would confirm was not kept: say so instead, with

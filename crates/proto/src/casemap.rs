@@ -44,7 +44,14 @@ impl CaseMapping {
 
     /// The folded form of a name: two names are the same when their folds are equal.
     pub fn fold(self, name: &str) -> String {
-        name.chars().map(|c| self.fold_char(c)).collect()
+        // Every folded character is ASCII and folds to ASCII, so the common case is a
+        // copy lowered in place; only RFC 1459's brackets need the character walk.
+        let mut folded = name.to_owned();
+        folded.make_ascii_lowercase();
+        if self == CaseMapping::Rfc1459 && folded.bytes().any(|b| b"[]\\~".contains(&b)) {
+            folded = folded.chars().map(|c| self.fold_char(c)).collect();
+        }
+        folded
     }
 
     /// Whether two names are the same name.
@@ -70,6 +77,8 @@ mod tests {
     #[test]
     fn rfc1459_folds_brackets() {
         assert_eq!(CaseMapping::Rfc1459.fold("Bob[]\\~"), "bob{}|^");
+        assert_eq!(CaseMapping::Rfc1459.fold("Ünï[Z]"), "Ünï{z}");
+        assert_eq!(CaseMapping::Ascii.fold("Ünï[Z]"), "Ünï[z]");
         assert!(CaseMapping::Rfc1459.eq("a[", "A{"));
     }
 }

@@ -19,18 +19,17 @@ mod body {
 
     const SEPARATOR: char = '\n';
 
+    #[cfg(test)]
     pub(super) fn encode(m: &StoredMessage) -> String {
+        let mut body = String::new();
+        encode_into(m, &mut body);
+        body
+    }
+
+    /// Replaces what `body` holds with the body of `m`.
+    pub(super) fn encode_into(m: &StoredMessage, body: &mut String) {
         let account = m.account.as_deref().unwrap_or("");
-        let mut body = String::with_capacity(
-            m.msgid.len()
-                + m.command.len()
-                + m.source.len()
-                + account.len()
-                + m.recipient.len()
-                + m.client_tags.len()
-                + m.text.len()
-                + 6,
-        );
+        body.clear();
         for field in [
             &m.msgid,
             &m.command,
@@ -43,7 +42,6 @@ mod body {
             body.push(SEPARATOR);
         }
         body.push_str(&m.text);
-        body
     }
 
     pub(super) fn decode(seq: Seq, target: String, body: &str) -> StoredMessage {
@@ -283,8 +281,18 @@ impl SqliteStore {
     /// Runs the writes of one transaction, learning the ids of new conversations.
     fn apply_all(&mut self, batch: &[Write]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        for write in batch {
-            apply(&tx, &mut self.conversations, write)?;
+        {
+            let mut writer = BatchWriter {
+                tx: &tx,
+                insert_message: tx.prepare_cached(
+                    "INSERT OR IGNORE INTO history (seq, conversation, body) VALUES (?1, ?2, ?3)",
+                )?,
+                body: String::new(),
+                conversations: &mut self.conversations,
+            };
+            for write in batch {
+                writer.apply(write)?;
+            }
         }
         tx.commit()
     }
@@ -314,34 +322,40 @@ fn conversation_id(
     Ok(id)
 }
 
-fn apply(
-    tx: &Transaction<'_>,
-    conversations: &mut HashMap<String, i64>,
-    write: &Write,
-) -> rusqlite::Result<()> {
-    match write {
-        Write::Message {
-            message: m,
-            offline_for,
-        } => {
-            let conversation = conversation_id(tx, conversations, &m.target)?;
-            // A message is written once; a repeated write changes nothing.
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO history (seq, conversation, body) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![m.seq.raw(), conversation, body::encode(m)])?;
-            if inserted == 1 && !offline_for.is_empty() {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO offline_queue (account, seq) VALUES (?1, ?2)",
-                )?;
-                for account in offline_for {
-                    stmt.execute(params![account, m.seq.raw()])?;
+/// The writes of one transaction. Messages are nearly every write: their statement
+/// is looked up once per transaction and their body built in one buffer.
+struct BatchWriter<'t> {
+    tx: &'t Transaction<'t>,
+    insert_message: rusqlite::CachedStatement<'t>,
+    body: String,
+    conversations: &'t mut HashMap<String, i64>,
+}
+
+impl BatchWriter<'_> {
+    fn apply(&mut self, write: &Write) -> rusqlite::Result<()> {
+        let tx = self.tx;
+        match write {
+            Write::Message {
+                message: m,
+                offline_for,
+            } => {
+                let conversation = conversation_id(tx, self.conversations, &m.target)?;
+                body::encode_into(m, &mut self.body);
+                // A message is written once; a repeated write changes nothing.
+                let inserted =
+                    self.insert_message
+                        .execute(params![m.seq.raw(), conversation, self.body])?;
+                if inserted == 1 && !offline_for.is_empty() {
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT OR IGNORE INTO offline_queue (account, seq) VALUES (?1, ?2)",
+                    )?;
+                    for account in offline_for {
+                        stmt.execute(params![account, m.seq.raw()])?;
+                    }
                 }
             }
-        }
-        Write::Account(a) => {
-            tx.prepare_cached(
+            Write::Account(a) => {
+                tx.prepare_cached(
                 "INSERT OR REPLACE INTO accounts (name, display_name, password_hash, created_ms)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
@@ -351,30 +365,31 @@ fn apply(
                 a.password_hash,
                 a.created_ms
             ])?;
-        }
-        Write::DeleteAccount { name } => {
-            for sql in [
-                "DELETE FROM accounts WHERE name = ?1",
-                "DELETE FROM offline_queue WHERE account = ?1",
-                "DELETE FROM read_markers WHERE account = ?1",
-            ] {
-                tx.prepare_cached(sql)?.execute(params![name])?;
             }
-        }
-        Write::ReadMarker {
-            account,
-            target,
-            time_ms,
-        } => {
-            // Markers only move forward, as draft/read-marker says.
-            tx.prepare_cached(
+            Write::DeleteAccount { name } => {
+                for sql in [
+                    "DELETE FROM accounts WHERE name = ?1",
+                    "DELETE FROM offline_queue WHERE account = ?1",
+                    "DELETE FROM read_markers WHERE account = ?1",
+                ] {
+                    tx.prepare_cached(sql)?.execute(params![name])?;
+                }
+            }
+            Write::ReadMarker {
+                account,
+                target,
+                time_ms,
+            } => {
+                // Markers only move forward, as draft/read-marker says.
+                tx.prepare_cached(
                 "INSERT INTO read_markers (account, target, time_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (account, target) DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)",
             )?
             .execute(params![account, target, time_ms])?;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Store for SqliteStore {
