@@ -103,7 +103,16 @@ fn label_of(msg: &Message) -> Option<&str> {
 
 /// Sends `count` labeled messages starting at `first` (alternating room and direct)
 /// and returns the numbers whose echo came back, stopping when the connection dies.
-async fn pipeline(conn: &mut Connection, first: usize, count: usize, acked: &mut Vec<usize>) {
+/// Sends `count` labeled messages, alternately to the room and to bob, then records
+/// each acknowledgement; `two_acked` is told when the second one arrives.
+async fn pipeline(
+    conn: &mut Connection,
+    first: usize,
+    count: usize,
+    acked: &mut Vec<usize>,
+    mut two_acked: Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let before = acked.len();
     for n in first..first + count {
         let line = if n % 2 == 0 {
             format!("@label=m{n} PRIVMSG #load :room {n}")
@@ -122,6 +131,11 @@ async fn pipeline(conn: &mut Connection, first: usize, count: usize, acked: &mut
                     .and_then(|n| n.parse().ok())
                 {
                     acked.push(n);
+                    if acked.len() - before >= 2 {
+                        if let Some(tell) = two_acked.take() {
+                            let _ = tell.send(());
+                        }
+                    }
                     if n == first + count - 1 {
                         return;
                     }
@@ -267,8 +281,26 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
         // Kill somewhere in the middle of the pipelined load.
         let kill_after = Duration::from_millis(rng.below(60) + 2);
         let before = acked.len();
-        let load = pipeline(&mut alice, next, count, &mut acked);
-        let _ = tokio::time::timeout(kill_after, load).await;
+        // The first round is killed only once a room message and a direct message
+        // are acknowledged, so that every run has both to look for afterwards.
+        let (two_acked, first_acks) = tokio::sync::oneshot::channel();
+        let load = pipeline(
+            &mut alice,
+            next,
+            count,
+            &mut acked,
+            (round == 0).then_some(two_acked),
+        );
+        let clock = async {
+            if round == 0 {
+                let _ = first_acks.await;
+            }
+            tokio::time::sleep(kill_after).await;
+        };
+        tokio::select! {
+            () = load => {}
+            () = clock => {}
+        }
         server.kill();
         // What was acknowledged before the kill is on record; read the rest of the
         // acknowledgements that were already on their way.

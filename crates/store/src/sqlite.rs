@@ -74,6 +74,8 @@ pub struct SqliteStore {
     /// Conversation key → its row id: every message names its conversation, and
     /// there are few conversations.
     conversations: HashMap<String, i64>,
+    /// Buffers for message bodies, kept from one write to the next.
+    bodies: Vec<String>,
 }
 
 /// A selector resolved against the conversation: a message, or a time.
@@ -138,6 +140,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             conversations: HashMap::new(),
+            bodies: Vec::new(),
         };
         store.migrate()?;
         Ok(store)
@@ -284,18 +287,30 @@ impl SqliteStore {
         {
             let mut writer = BatchWriter {
                 tx: &tx,
-                insert_message: tx.prepare_cached(
-                    "INSERT OR IGNORE INTO history (seq, conversation, body) VALUES (?1, ?2, ?3)",
-                )?,
-                body: String::new(),
+                insert_one: tx.prepare_cached(&insert_history_sql(1))?,
+                insert_many: tx.prepare_cached(&insert_history_sql(ROWS_PER_INSERT))?,
+                rows: Vec::with_capacity(ROWS_PER_INSERT),
+                bodies: &mut self.bodies,
                 conversations: &mut self.conversations,
             };
             for write in batch {
                 writer.apply(write)?;
             }
+            writer.flush()?;
         }
         tx.commit()
     }
+}
+
+/// Messages written by one INSERT statement: one statement step, and one cursor
+/// that appends, for many messages.
+const ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT OR IGNORE` of `rows` messages: a message is written once; writing it
+/// again changes nothing.
+fn insert_history_sql(rows: usize) -> String {
+    let values = vec!["(?, ?, ?)"; rows].join(", ");
+    format!("INSERT OR IGNORE INTO history (seq, conversation, body) VALUES {values}")
 }
 
 fn message_from_row(r: &Row<'_>, target: String) -> rusqlite::Result<StoredMessage> {
@@ -322,30 +337,45 @@ fn conversation_id(
     Ok(id)
 }
 
-/// The writes of one transaction. Messages are nearly every write: their statement
-/// is looked up once per transaction and their body built in one buffer.
+/// The writes of one transaction. Messages are nearly every write: they go in
+/// [`ROWS_PER_INSERT`] at a time, their bodies built in buffers kept from one
+/// transaction to the next.
 struct BatchWriter<'t> {
     tx: &'t Transaction<'t>,
-    insert_message: rusqlite::CachedStatement<'t>,
-    body: String,
+    insert_one: rusqlite::CachedStatement<'t>,
+    insert_many: rusqlite::CachedStatement<'t>,
+    /// (seq, conversation) of the messages waiting for the next insert; their
+    /// bodies are the first `rows.len()` of `bodies`.
+    rows: Vec<(i64, i64)>,
+    bodies: &'t mut Vec<String>,
     conversations: &'t mut HashMap<String, i64>,
 }
 
 impl BatchWriter<'_> {
     fn apply(&mut self, write: &Write) -> rusqlite::Result<()> {
         let tx = self.tx;
+        if let Write::Message {
+            message,
+            offline_for,
+        } = write
+        {
+            if offline_for.is_empty() {
+                return self.queue(message);
+            }
+        }
+        // Anything else is written in order, after the messages before it.
+        self.flush()?;
         match write {
             Write::Message {
                 message: m,
                 offline_for,
             } => {
                 let conversation = conversation_id(tx, self.conversations, &m.target)?;
-                body::encode_into(m, &mut self.body);
-                // A message is written once; a repeated write changes nothing.
+                body::encode_into(m, self.body(0));
                 let inserted =
-                    self.insert_message
-                        .execute(params![m.seq.raw(), conversation, self.body])?;
-                if inserted == 1 && !offline_for.is_empty() {
+                    self.insert_one
+                        .execute(params![m.seq.raw(), conversation, self.bodies[0]])?;
+                if inserted == 1 {
                     let mut stmt = tx.prepare_cached(
                         "INSERT OR IGNORE INTO offline_queue (account, seq) VALUES (?1, ?2)",
                     )?;
@@ -388,6 +418,47 @@ impl BatchWriter<'_> {
             .execute(params![account, target, time_ms])?;
             }
         }
+        Ok(())
+    }
+
+    /// The body buffer `i`, made on first use.
+    fn body(&mut self, i: usize) -> &mut String {
+        while self.bodies.len() <= i {
+            self.bodies.push(String::new());
+        }
+        &mut self.bodies[i]
+    }
+
+    fn queue(&mut self, m: &StoredMessage) -> rusqlite::Result<()> {
+        let conversation = conversation_id(self.tx, self.conversations, &m.target)?;
+        let i = self.rows.len();
+        body::encode_into(m, self.body(i));
+        self.rows.push((m.seq.raw(), conversation));
+        if self.rows.len() == ROWS_PER_INSERT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the queued messages.
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        if self.rows.len() == ROWS_PER_INSERT {
+            for (i, ((seq, conversation), body)) in
+                self.rows.iter().zip(self.bodies.iter()).enumerate()
+            {
+                let at = 3 * i + 1;
+                self.insert_many.raw_bind_parameter(at, seq)?;
+                self.insert_many.raw_bind_parameter(at + 1, conversation)?;
+                self.insert_many.raw_bind_parameter(at + 2, body.as_str())?;
+            }
+            self.insert_many.raw_execute()?;
+        } else {
+            for ((seq, conversation), body) in self.rows.iter().zip(self.bodies.iter()) {
+                self.insert_one
+                    .execute(params![seq, conversation, body.as_str()])?;
+            }
+        }
+        self.rows.clear();
         Ok(())
     }
 }

@@ -209,3 +209,34 @@ fn prune_drops_old_messages() {
     };
     assert_eq!(s.history("#room", &q).unwrap().len(), 7);
 }
+
+#[test]
+fn a_large_batch_keeps_every_message_once_and_in_order() {
+    let mut s = SqliteStore::in_memory().unwrap();
+    // Several full multi-row inserts and a remainder, two conversations interleaved,
+    // an offline message in the middle, and a repeat that must change nothing.
+    let mut batch: Vec<Write> = (1..=150)
+        .map(|n| Write::Message {
+            message: message(n, if n % 3 == 0 { "#other" } else { "#room" }),
+            offline_for: if n == 70 {
+                vec!["bob".into()]
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    batch.push(Write::Message {
+        message: message(5, "#room"),
+        offline_for: Vec::new(),
+    });
+    s.write(&batch).unwrap();
+    let all = HistoryQuery::Latest {
+        after: Selector::Unbounded,
+        limit: 1000,
+    };
+    let room: Vec<i64> = (1..=150).filter(|n| n % 3 != 0).collect();
+    let other: Vec<i64> = (1..=150).filter(|n| n % 3 == 0).collect();
+    assert_eq!(ids(&s.history("#room", &all).unwrap()), names(&room));
+    assert_eq!(ids(&s.history("#other", &all).unwrap()), names(&other));
+    assert_eq!(ids(&s.take_offline("bob").unwrap()), names(&[70]));
+}
