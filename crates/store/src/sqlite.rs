@@ -137,6 +137,8 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(StoreError::sqlite("cannot configure the database"))?;
+        // The queries, and the inserts of 1, 2, 4, ... 64 messages, stay prepared.
+        conn.set_prepared_statement_cache_capacity(32);
         let mut store = SqliteStore {
             conn,
             conversations: HashMap::new(),
@@ -289,6 +291,7 @@ impl SqliteStore {
                 tx: &tx,
                 insert_one: tx.prepare_cached(&insert_history_sql(1))?,
                 insert_many: tx.prepare_cached(&insert_history_sql(ROWS_PER_INSERT))?,
+                insert_some: None,
                 rows: Vec::with_capacity(ROWS_PER_INSERT),
                 bodies: &mut self.bodies,
                 conversations: &mut self.conversations,
@@ -344,6 +347,8 @@ struct BatchWriter<'t> {
     tx: &'t Transaction<'t>,
     insert_one: rusqlite::CachedStatement<'t>,
     insert_many: rusqlite::CachedStatement<'t>,
+    /// The statement for 2 to 32 rows last used.
+    insert_some: Option<rusqlite::CachedStatement<'t>>,
     /// (seq, conversation) of the messages waiting for the next insert; their
     /// bodies are the first `rows.len()` of `bodies`.
     rows: Vec<(i64, i64)>,
@@ -440,23 +445,30 @@ impl BatchWriter<'_> {
         Ok(())
     }
 
-    /// Writes the queued messages.
+    /// Writes the queued messages: in statements of 64, 32, ... 1 rows, so that a
+    /// group of any size takes few statements, all of them prepared once.
     fn flush(&mut self) -> rusqlite::Result<()> {
-        if self.rows.len() == ROWS_PER_INSERT {
-            for (i, ((seq, conversation), body)) in
-                self.rows.iter().zip(self.bodies.iter()).enumerate()
-            {
+        let mut done = 0;
+        while done < self.rows.len() {
+            let left = self.rows.len() - done;
+            let size = 1 << left.min(ROWS_PER_INSERT).ilog2();
+            let statement = if size == ROWS_PER_INSERT {
+                &mut self.insert_many
+            } else if size == 1 {
+                &mut self.insert_one
+            } else {
+                let some = self.tx.prepare_cached(&insert_history_sql(size))?;
+                self.insert_some.insert(some)
+            };
+            let rows = self.rows[done..done + size].iter();
+            for (i, ((seq, conversation), body)) in rows.zip(&self.bodies[done..]).enumerate() {
                 let at = 3 * i + 1;
-                self.insert_many.raw_bind_parameter(at, seq)?;
-                self.insert_many.raw_bind_parameter(at + 1, conversation)?;
-                self.insert_many.raw_bind_parameter(at + 2, body.as_str())?;
+                statement.raw_bind_parameter(at, seq)?;
+                statement.raw_bind_parameter(at + 1, conversation)?;
+                statement.raw_bind_parameter(at + 2, body.as_str())?;
             }
-            self.insert_many.raw_execute()?;
-        } else {
-            for ((seq, conversation), body) in self.rows.iter().zip(self.bodies.iter()) {
-                self.insert_one
-                    .execute(params![seq, conversation, body.as_str()])?;
-            }
+            statement.raw_execute()?;
+            done += size;
         }
         self.rows.clear();
         Ok(())
