@@ -1,6 +1,8 @@
 //! The embedded store: one SQLite file, WAL mode, every write batch one transaction.
 
 use std::collections::HashMap;
+
+type Conversations = HashMap<String, i64, foldhash::fast::RandomState>;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
@@ -72,8 +74,9 @@ mod body {
 pub struct SqliteStore {
     conn: Connection,
     /// Conversation key → its row id: every message names its conversation, and
-    /// there are few conversations.
-    conversations: HashMap<String, i64>,
+    /// there are few conversations. (foldhash: looked up for every message, with
+    /// keys made of nicks that clients choose.)
+    conversations: Conversations,
     /// Buffers for message bodies, kept from one write to the next.
     bodies: Vec<String>,
 }
@@ -141,7 +144,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(32);
         let mut store = SqliteStore {
             conn,
-            conversations: HashMap::new(),
+            conversations: Conversations::default(),
             bodies: Vec::new(),
         };
         store.migrate()?;
@@ -325,7 +328,7 @@ fn message_from_row(r: &Row<'_>, target: String) -> rusqlite::Result<StoredMessa
 /// The id of a conversation, created on its first message.
 fn conversation_id(
     tx: &Transaction<'_>,
-    known: &mut HashMap<String, i64>,
+    known: &mut Conversations,
     key: &str,
 ) -> rusqlite::Result<i64> {
     if let Some(id) = known.get(key) {
@@ -353,7 +356,7 @@ struct BatchWriter<'t> {
     /// bodies are the first `rows.len()` of `bodies`.
     rows: Vec<(i64, i64)>,
     bodies: &'t mut Vec<String>,
-    conversations: &'t mut HashMap<String, i64>,
+    conversations: &'t mut Conversations,
 }
 
 impl BatchWriter<'_> {
