@@ -59,7 +59,9 @@ pub const MIGRATIONS: &[&str] = &[
                || coalesce(m.account, '') || char(10) || m.recipient || char(10)
                || m.client_tags || char(10) || m.text
         FROM messages m JOIN conversations c ON c.key = m.target;
-    CREATE INDEX history_by_conversation ON history (conversation, seq);
+    -- seq is the rowid, which every index entry ends with: this orders by
+    -- (conversation, seq) without storing seq twice.
+    CREATE INDEX history_by_conversation ON history (conversation);
     CREATE TABLE legacy_msgids (
         msgid TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
