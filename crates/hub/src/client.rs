@@ -49,8 +49,9 @@ pub struct Registration {
 pub struct Client {
     pub id: ClientId,
     pub info: ClientInfo,
-    /// `None` once registered.
-    pub registration: Option<Registration>,
+    /// `None` once registered. Boxed: most clients are registered, and spend their
+    /// whole life without it (idle memory per client is a measured target).
+    pub registration: Option<Box<Registration>>,
     pub nick: String,
     pub user: String,
     pub realname: String,
@@ -92,7 +93,7 @@ impl Client {
         Client {
             id,
             info,
-            registration: Some(Registration::default()),
+            registration: Some(Box::default()),
             nick: "*".into(),
             user: String::new(),
             realname: String::new(),

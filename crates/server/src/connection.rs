@@ -405,9 +405,9 @@ fn poll_read_into<R: AsyncRead + Unpin>(
     });
     if polled.is_pending() {
         if buf.is_empty() {
-            if buf.capacity() > 0 {
-                *buf = BytesMut::new();
-            }
+            // Even with no room left, an empty buffer that lines were cut from still
+            // holds the allocation they share (and its reference count): let it go.
+            *buf = BytesMut::new();
         } else if buf.capacity() > buf.len().max(KEEP_READ_BYTES) {
             *buf = BytesMut::from(&buf[..]);
         }
