@@ -109,8 +109,10 @@ enum WriteEnd {
     Failed(io::Error),
 }
 
-/// Why the reading ended.
+/// Why the reading half stopped.
 enum ReadEnd {
+    /// It read something: it goes on after the writing half has had its turn.
+    Read,
     /// The peer closed or the read failed, with the quit reason.
     Peer(String),
     /// The hub task is gone: nothing read could be handled.
@@ -210,24 +212,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Writes what is queued and reads what came, until one of them ends the
-    /// connection. Writing goes first: a client's replies need not wait for the
-    /// lines it sends next.
+    /// connection. The writing half has its turn before every read: a client's
+    /// replies need not wait for the lines it sends next, however fast it sends
+    /// them. (Both halves spend the task's cooperative budget, so a busy connection
+    /// still yields to the others.)
     fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<End> {
-        if let Poll::Ready(end) = self.poll_write(cx) {
-            return Poll::Ready(End::Written(end));
-        }
-        if self.reading {
-            match self
+        loop {
+            if let Poll::Ready(end) = self.poll_write(cx) {
+                return Poll::Ready(End::Written(end));
+            }
+            if !self.reading {
+                return Poll::Pending;
+            }
+            match ready!(self
                 .inbound
-                .poll(cx, self.id, &mut self.stream, &self.context.events)
+                .poll(cx, self.id, &mut self.stream, &self.context.events))
             {
-                Poll::Ready(ReadEnd::Peer(reason)) => return Poll::Ready(End::Peer(reason)),
+                ReadEnd::Read => {}
+                ReadEnd::Peer(reason) => return Poll::Ready(End::Peer(reason)),
                 // What is queued is still written; the end of the queue follows.
-                Poll::Ready(ReadEnd::HubGone) => self.reading = false,
-                Poll::Pending => {}
+                ReadEnd::HubGone => self.reading = false,
             }
         }
-        Poll::Pending
     }
 
     fn poll_write(&mut self, cx: &mut TaskContext<'_>) -> Poll<WriteEnd> {
@@ -315,7 +321,7 @@ impl Inbound {
     }
 
     /// Hands every whole line to the hub, within the client's flood budget and as
-    /// the hub's queue has room, and reads more until it must wait.
+    /// the hub's queue has room, then reads once.
     fn poll<R: AsyncRead + Unpin>(
         &mut self,
         cx: &mut TaskContext<'_>,
@@ -348,8 +354,15 @@ impl Inbound {
                     }
                     self.admitted = true;
                 }
+                // One unit of the task's cooperative budget per line, as a waiting
+                // send would spend: a client that sends fast then yields to the hub
+                // task and everyone else every so many lines.
+                let progress = ready!(tokio::task::coop::poll_proceed(cx));
                 match events.try_reserve() {
-                    Ok(permit) => self.forward(id, Room::Free(permit)),
+                    Ok(permit) => {
+                        progress.made_progress();
+                        self.forward(id, Room::Free(permit));
+                    }
                     Err(TrySendError::Full(())) => {
                         let events = events.clone();
                         self.wait = Some(Box::pin(async move {
@@ -363,11 +376,11 @@ impl Inbound {
                     Err(TrySendError::Closed(())) => return Poll::Ready(ReadEnd::HubGone),
                 }
             }
-            match ready!(poll_read_into(reader, cx, self.framer.buffer_mut())) {
-                Ok(0) => return Poll::Ready(ReadEnd::Peer("Connection closed".into())),
-                Ok(_) => {}
-                Err(e) => return Poll::Ready(ReadEnd::Peer(format!("Read error: {e}"))),
-            }
+            return match ready!(poll_read_into(reader, cx, self.framer.buffer_mut())) {
+                Ok(0) => Poll::Ready(ReadEnd::Peer("Connection closed".into())),
+                Ok(_) => Poll::Ready(ReadEnd::Read),
+                Err(e) => Poll::Ready(ReadEnd::Peer(format!("Read error: {e}"))),
+            };
         }
     }
 
