@@ -118,7 +118,7 @@ impl Hub {
                 return;
             }
             if let Some(c) = self.clients.get_mut(&id) {
-                c.sasl = Some(SaslExchange::default());
+                c.sasl = Some(Box::default());
             }
             // Written bare: SASL clients match `AUTHENTICATE +` literally.
             self.send(out, id, bytes::Bytes::from_static(b"AUTHENTICATE +\r\n"));

@@ -49,8 +49,9 @@ pub struct Registration {
 pub struct Client {
     pub id: ClientId,
     pub info: ClientInfo,
-    /// `None` once registered.
-    pub registration: Option<Registration>,
+    /// `None` once registered. Boxed: most clients are registered, and spend their
+    /// whole life without it (idle memory per client is a measured target).
+    pub registration: Option<Box<Registration>>,
     pub nick: String,
     pub user: String,
     pub realname: String,
@@ -74,13 +75,17 @@ pub struct Client {
     pub ping_sent: Option<Instant>,
     /// Lines that arrived while a check the client asked for (a password) was under
     /// way: handled in order once it finishes, so replies keep the order of requests.
-    pub held: Option<VecDeque<Message>>,
+    /// Boxed, like the other states a client is rarely in: every client pays for
+    /// the field, few for what it holds. (The box holds the deque's 32 bytes, not
+    /// its lines: that is the point.)
+    #[allow(clippy::box_collection)]
+    pub held: Option<Box<VecDeque<Message>>>,
     /// Replies waiting on the store, oldest first.
     pub parked: VecDeque<crate::persistence::Parked>,
     /// The account logged in to, as its owner spells it.
     pub account: Option<String>,
-    /// An AUTHENTICATE exchange under way.
-    pub sasl: Option<crate::accounts::SaslExchange>,
+    /// An AUTHENTICATE exchange under way (boxed, as `held` is).
+    pub sasl: Option<Box<crate::accounts::SaslExchange>>,
     /// When a client using a registered nick it has not logged in to is renamed.
     pub nick_deadline: Option<Instant>,
     /// MONITOR list: folded nick → the nick as the client wrote it.
@@ -92,7 +97,7 @@ impl Client {
         Client {
             id,
             info,
-            registration: Some(Registration::default()),
+            registration: Some(Box::default()),
             nick: "*".into(),
             user: String::new(),
             realname: String::new(),

@@ -317,7 +317,7 @@ impl Hub {
     /// the command being handled, so that its late reply can still carry it.
     pub(crate) fn hold(&mut self, id: ClientId) -> Option<String> {
         if let Some(c) = self.clients.get_mut(&id) {
-            c.held = Some(VecDeque::new());
+            c.held = Some(Box::default());
         }
         match &mut self.reply {
             Some(reply) if reply.client == id && reply.lines.is_empty() => reply.label.take(),

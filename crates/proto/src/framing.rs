@@ -18,7 +18,9 @@ pub enum FramedLine {
 #[derive(Debug)]
 pub struct LineFramer {
     buf: BytesMut,
-    max_line: usize,
+    /// `u32`: a server keeps a framer per connection, and no line is anywhere near
+    /// 4 GiB.
+    max_line: u32,
     discarding: bool,
 }
 
@@ -33,9 +35,13 @@ impl LineFramer {
     pub fn new(max_line: usize) -> LineFramer {
         LineFramer {
             buf: BytesMut::with_capacity(1024),
-            max_line,
+            max_line: u32::try_from(max_line).unwrap_or(u32::MAX),
             discarding: false,
         }
+    }
+
+    fn max_line(&self) -> usize {
+        self.max_line as usize
     }
 
     /// The buffer to read into (for `AsyncReadExt::read_buf`).
@@ -53,6 +59,14 @@ impl LineFramer {
         self.buf.len()
     }
 
+    /// Whether [`LineFramer::next_line`] has something to look at: a terminator, or
+    /// more bytes than a line may hold. It may still find nothing but empty or
+    /// discarded lines. Lets a reader that must wait before taking a line (flood
+    /// control, a full queue) know whether to wait at all, without taking the line.
+    pub fn has_line(&self) -> bool {
+        self.buf.len() > self.max_line() || self.buf.iter().any(|&b| b == b'\n' || b == b'\r')
+    }
+
     /// The next complete line, if the buffer holds one.
     pub fn next_line(&mut self) -> Option<FramedLine> {
         loop {
@@ -67,13 +81,13 @@ impl LineFramer {
                     if line.is_empty() {
                         continue;
                     }
-                    if line.len() > self.max_line {
+                    if line.len() > self.max_line() {
                         return Some(FramedLine::TooLong);
                     }
                     return Some(FramedLine::Line(line.freeze()));
                 }
                 None => {
-                    if self.buf.len() <= self.max_line {
+                    if self.buf.len() <= self.max_line() {
                         return None;
                     }
                     self.buf.clear();
@@ -128,6 +142,26 @@ mod tests {
             lines(&mut f),
             vec![FramedLine::Line(Bytes::from_static(b"OK"))]
         );
+    }
+
+    #[test]
+    fn has_line_tells_whether_next_line_has_work() {
+        let mut f = LineFramer::new(4);
+        assert!(!f.has_line());
+        f.extend(b"abc");
+        assert!(!f.has_line(), "a partial line waits for more");
+        f.extend(b"\r");
+        assert!(f.has_line());
+        assert_eq!(
+            f.next_line(),
+            Some(FramedLine::Line(Bytes::from_static(b"abc")))
+        );
+        f.extend(b"\n");
+        assert!(f.has_line(), "an empty line is still work to skip");
+        assert_eq!(f.next_line(), None);
+        assert!(!f.has_line());
+        f.extend(b"abcde");
+        assert!(f.has_line(), "an over-long partial line is reported");
     }
 
     #[test]

@@ -275,7 +275,7 @@ async fn accept(listener: &Listener) -> io::Result<Stream> {
     }
 }
 
-/// Admits a connection within the limits and starts its tasks, or turns it away
+/// Admits a connection within the limits and starts its task, or turns it away
 /// with an `ERROR` line.
 fn admit(acceptor: &Arc<Acceptor>, stream: Stream) {
     let ip = match &stream {
@@ -310,16 +310,14 @@ fn admit(acceptor: &Arc<Acceptor>, stream: Stream) {
                 host: ip.map_or_else(|| "localhost".to_owned(), |ip| ip.to_string()),
                 transport: Transport::Tcp,
             };
-            let (r, w) = s.into_split();
-            tokio::spawn(connection::serve(id, info, r, w, context, permit));
+            tokio::spawn(connection::serve(id, info, s, context, permit));
         }
         Stream::Unix(s) => {
             let info = ClientInfo {
                 host: "localhost".to_owned(),
                 transport: Transport::Unix,
             };
-            let (r, w) = s.into_split();
-            tokio::spawn(connection::serve(id, info, r, w, context, permit));
+            tokio::spawn(connection::serve(id, info, s, context, permit));
         }
     }
 }

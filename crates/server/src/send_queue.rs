@@ -5,15 +5,16 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 
 use bytes::Bytes;
 use natter_hub::ClientId;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{mpsc, Notify};
 
-/// Raised on a connection to end it: by the hub task to drop a client at once
-/// (SendQ exceeded), and by the writer when it is done, which stops the reader.
-/// Lives in the queue's shared state: it costs a connection no allocation of its own.
+/// Raised on a connection to end it at once, dropping what is queued: by the hub task
+/// when a client exceeds its SendQ. Lives in the queue's shared state: it costs a
+/// connection no allocation of its own.
 #[derive(Clone, Debug)]
 pub(crate) struct StopSignal(Arc<Shared>);
 
@@ -28,28 +29,9 @@ impl std::ops::Deref for Raised {
 }
 
 impl StopSignal {
-    /// Raises the signal and wakes everyone waiting on it. Raising twice is harmless.
-    pub(crate) fn raise(&self) {
-        self.0.raise_stop();
-    }
-
     /// Whether the signal has been raised.
     pub(crate) fn borrow(&self) -> Raised {
         Raised(self.0.stopped.load(Ordering::Acquire))
-    }
-
-    /// Waits until the signal is raised (at once if it already is).
-    pub(crate) async fn wait(&self) {
-        loop {
-            let notified = self.0.stop_wake.notified();
-            tokio::pin!(notified);
-            // Registered before the flag is read: a raise in between still wakes it.
-            notified.as_mut().enable();
-            if self.0.stopped.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 
@@ -58,33 +40,43 @@ impl StopSignal {
 pub(crate) struct Overflow;
 
 /// What both ends of a queue share: the lines under one uncontended lock (the hub
-/// task pushes, the writer takes everything queued at once), and the writer's wake.
+/// task pushes, the connection takes everything queued at once), and the stop flag.
 /// An idle queue holds no allocation but this.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the writer when the queue goes from empty to not, and at its end.
-    ready: Notify,
+    /// Bytes that may be queued and not yet written.
+    budget: usize,
     /// The [`StopSignal`].
     stopped: AtomicBool,
-    stop_wake: Notify,
 }
 
 #[derive(Debug, Default)]
 struct State {
     lines: VecDeque<Bytes>,
-    /// Bytes queued or taken by the writer and not yet written: what the budget bounds.
+    /// Bytes queued or taken by the connection and not yet written: what the budget
+    /// bounds.
     queued: usize,
+    /// The connection task that last looked at the queue: woken by the next line, the
+    /// stop signal and the end of the queue. One slot rather than a `Notify` per
+    /// event: a task is all there is to wake, and a slot is the smallest way to
+    /// remember it.
+    waker: Option<Waker>,
     /// The hub task's end is gone: no more lines will come.
     closed: bool,
-    /// The writer's end is gone: lines would never be written.
+    /// The connection's end is gone: lines would never be written.
     abandoned: bool,
 }
 
 impl Shared {
     fn raise_stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        self.stop_wake.notify_waiters();
+        // Taken under the lock that `Outgoing::look` registers under: a task that
+        // looked before the flag was set is woken, one that looks after sees it.
+        let waker = self.lock().waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -94,15 +86,16 @@ impl Shared {
 }
 
 /// The hub task's end of a queue. Dropping it closes the connection gracefully: the
-/// writer sends what is queued, then closes the socket.
+/// connection sends what is queued, then closes the socket. Kept small: the hub task
+/// holds one per client.
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     shared: Arc<Shared>,
-    budget: usize,
-    /// Set for a queue drained by the UDP task rather than by a writer task of its
-    /// own. Declared last so that it drops last: its final wake comes after the queue
-    /// has closed, so the woken task sees the end of the queue.
-    waker: Option<QueueWaker>,
+    /// Set for a queue drained by the UDP task rather than by a connection task of its
+    /// own (boxed: a TCP client, the common case, then pays one pointer for it).
+    /// Declared last so that it drops last: its final wake comes after the queue has
+    /// closed, so the woken task sees the end of the queue.
+    waker: Option<Box<QueueWaker>>,
 }
 
 /// Tells the UDP task that a queue it drains needs attention (a line, a kill, or the
@@ -146,11 +139,11 @@ impl Drop for QueueWaker {
     }
 }
 
-/// The writer's end of a queue.
+/// The connection's end of a queue.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    /// Line by line, for the UDP task; a writer task takes whole bursts with
-    /// [`Outgoing::take`].
+    /// Line by line, for the UDP task; a connection task takes whole bursts with
+    /// [`Outgoing::look`].
     pub(crate) lines: Lines,
 }
 
@@ -172,8 +165,18 @@ impl Lines {
     }
 }
 
-/// A queue holding at most `budget` bytes not yet written, and the stop signal the
-/// connection's tasks share.
+/// What a connection task found when it looked at its queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QueueState {
+    /// More lines may come.
+    Open,
+    /// The hub task closed the queue and every line has been taken.
+    Ended,
+    /// The stop signal was raised: what is queued is not to be written.
+    Stopped,
+}
+
+/// A queue holding at most `budget` bytes not yet written, and its stop signal.
 pub(crate) fn send_queue(budget: usize) -> (SendQueue, Outgoing, StopSignal) {
     send_queue_with_waker(budget, None)
 }
@@ -184,13 +187,16 @@ pub(crate) fn send_queue_with_waker(
     budget: usize,
     waker: Option<QueueWaker>,
 ) -> (SendQueue, Outgoing, StopSignal) {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        state: Mutex::default(),
+        budget,
+        stopped: AtomicBool::new(false),
+    });
     let stop = StopSignal(Arc::clone(&shared));
     (
         SendQueue {
             shared: Arc::clone(&shared),
-            budget,
-            waker,
+            waker: waker.map(Box::new),
         },
         Outgoing {
             lines: Lines { shared },
@@ -201,28 +207,27 @@ pub(crate) fn send_queue_with_waker(
 
 impl SendQueue {
     /// Queues a line without waiting: the hub task never waits on one slow client.
-    /// A line for a writer that has already ended is dropped quietly: its reader
-    /// reports the end of the connection.
+    /// A line for a connection that has already ended is dropped quietly: the
+    /// connection reports its own end.
     pub(crate) fn push(&self, line: Bytes) -> Result<(), Overflow> {
         let len = line.len();
-        let was_empty = {
+        let waker = {
             let mut state = self.shared.lock();
             if state.abandoned {
                 return Ok(());
             }
             let queued = state.queued.saturating_add(len);
-            if queued > self.budget {
+            if queued > self.shared.budget {
                 return Err(Overflow);
             }
             state.queued = queued;
-            let was_empty = state.lines.is_empty();
             state.lines.push_back(line);
-            was_empty
+            // Taken: the task looks again before it waits, so a burst of lines costs
+            // one wake.
+            state.waker.take()
         };
-        // A writer that finds the queue empty waits for this; one that has not yet
-        // taken what is queued will take this line with it.
-        if was_empty {
-            self.shared.ready.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
         }
         if let Some(waker) = &self.waker {
             waker.wake();
@@ -241,8 +246,14 @@ impl SendQueue {
 
 impl Drop for SendQueue {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.ready.notify_one();
+        let waker = {
+            let mut state = self.shared.lock();
+            state.closed = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -253,42 +264,39 @@ impl Outgoing {
         state.queued = state.queued.saturating_sub(bytes);
     }
 
-    /// Counts `written` bytes as written and moves every queued line into `batch`
-    /// (which must be empty), under one lock. Returns `false` when the queue has
-    /// ended and nothing is left. An empty queue gives up its memory.
-    fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
+    /// Looks at the queue for the connection task woken by `waker`, under one lock:
+    /// counts `written` bytes as written, remembers `waker` for the next line, the
+    /// stop signal or the end of the queue, and moves every queued line into `batch`
+    /// if `batch` is empty. An empty queue gives up its memory.
+    pub(crate) fn look(
+        &mut self,
+        waker: &Waker,
+        batch: &mut VecDeque<Bytes>,
+        written: usize,
+    ) -> QueueState {
         let mut state = self.lines.shared.lock();
         state.queued = state.queued.saturating_sub(written);
-        if state.lines.is_empty() {
-            if state.lines.capacity() > 0 {
-                state.lines = VecDeque::new();
-            }
-            return !state.closed;
+        match &state.waker {
+            Some(known) if known.will_wake(waker) => {}
+            _ => state.waker = Some(waker.clone()),
         }
-        std::mem::swap(&mut state.lines, batch);
-        true
-    }
-
-    /// Waits until lines are queued, then moves them all into `batch` (which must be
-    /// empty), first counting `written` bytes as written. Returns `false` once the
-    /// queue has ended and every line was taken. Keeps no memory while it waits.
-    pub(crate) async fn next_batch(
-        &mut self,
-        batch: &mut VecDeque<Bytes>,
-        mut written: usize,
-    ) -> bool {
-        loop {
-            if !self.take(batch, written) {
-                return false;
+        // Read under the lock that `raise_stop` takes after setting it: see there.
+        if self.lines.shared.stopped.load(Ordering::Acquire) {
+            return QueueState::Stopped;
+        }
+        if batch.is_empty() {
+            if state.lines.is_empty() {
+                if state.lines.capacity() > 0 {
+                    state.lines = VecDeque::new();
+                }
+            } else {
+                std::mem::swap(&mut state.lines, batch);
             }
-            if !batch.is_empty() {
-                return true;
-            }
-            written = 0;
-            if batch.capacity() > 0 {
-                *batch = VecDeque::new();
-            }
-            self.lines.shared.ready.notified().await;
+        }
+        if state.closed && state.lines.is_empty() {
+            QueueState::Ended
+        } else {
+            QueueState::Open
         }
     }
 }
@@ -299,6 +307,9 @@ impl Drop for Outgoing {
         state.abandoned = true;
         state.lines = VecDeque::new();
         state.queued = 0;
+        // The task that held this end is done: its memory need not wait for the hub
+        // task to drop the other end.
+        state.waker = None;
     }
 }
 
@@ -338,6 +349,51 @@ mod tests {
             outgoing.lines.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
+    }
+
+    #[test]
+    fn the_connection_is_woken_once_per_burst_and_by_kill_and_end() {
+        let counter = Arc::new(WakeCounter::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        let (queue, mut outgoing, _stop) = send_queue(100);
+        let mut batch = VecDeque::new();
+        assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Open);
+        queue.push(Bytes::from_static(b"a")).expect("fits");
+        queue.push(Bytes::from_static(b"b")).expect("fits");
+        assert_eq!(counter.wakes(), 1, "one wake for a burst");
+        assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Open);
+        assert_eq!(batch.len(), 2, "every queued line is taken at once");
+        queue.kill();
+        assert_eq!(counter.wakes(), 2, "kill wakes");
+        assert_eq!(outgoing.look(&waker, &mut batch, 2), QueueState::Stopped);
+        drop(queue);
+        assert_eq!(counter.wakes(), 3, "the end wakes");
+    }
+
+    #[test]
+    fn a_closed_queue_ends_once_every_line_is_taken() {
+        let waker = Waker::from(Arc::new(WakeCounter::default()));
+        let (queue, mut outgoing, _stop) = send_queue(100);
+        queue.push(Bytes::from_static(b"last")).expect("fits");
+        drop(queue);
+        let mut batch = VecDeque::new();
+        assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Ended);
+        assert_eq!(batch.pop_front(), Some(Bytes::from_static(b"last")));
+    }
+
+    #[derive(Default)]
+    struct WakeCounter(std::sync::atomic::AtomicUsize);
+
+    impl WakeCounter {
+        fn wakes(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    impl std::task::Wake for WakeCounter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     #[test]

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 /// classic IRC servers), so a paste arrives slowly instead of drowning everyone else.
 ///
 /// Pure: the caller passes the time, so tests need no clock.
+///
+/// Every connection keeps one, so it is kept small: the burst and rate as `u32` and
+/// `f32`, which hold any sane setting exactly enough (the tokens stay `f64`, as they
+/// accrue in small fractions).
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
-    burst: f64,
-    rate: f64,
+    burst: u32,
+    rate: f32,
     tokens: f64,
     last: Instant,
 }
@@ -22,9 +26,11 @@ impl TokenBucket {
         if burst == 0 || rate_per_sec <= 0.0 || !rate_per_sec.is_finite() {
             return None;
         }
+        // A rate out of an `f32`'s range would read as zero or infinity.
+        let rate = (rate_per_sec as f32).clamp(f32::MIN_POSITIVE, f32::MAX);
         Some(TokenBucket {
-            burst: f64::from(burst),
-            rate: rate_per_sec,
+            burst,
+            rate,
             tokens: f64::from(burst),
             last: now,
         })
@@ -35,12 +41,13 @@ impl TokenBucket {
     pub fn admit(&mut self, now: Instant) -> Option<Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        let rate = f64::from(self.rate);
+        self.tokens = (self.tokens + elapsed * rate).min(f64::from(self.burst));
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             None
         } else {
-            let wait = (1.0 - self.tokens) / self.rate;
+            let wait = (1.0 - self.tokens) / rate;
             // Round up to a whole millisecond so that the wait always suffices.
             Some(Duration::from_millis((wait * 1000.0).ceil() as u64))
         }
