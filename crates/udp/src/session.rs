@@ -40,8 +40,7 @@ use crate::rtt::{RttEstimator, GRANULARITY};
 use crate::send_stream::{SendError, SendStream};
 use crate::stats::Stats;
 use crate::wire::{
-    self, encode_data, AckFrame, Frame, Packet, DATA_HEADER_LEN, MAX_DATAGRAM_SIZE,
-    STREAM_FRAME_OVERHEAD, VERSION,
+    self, AckFrame, Frame, Packet, MAX_DATAGRAM_SIZE, STREAM_FRAME_OVERHEAD, VERSION,
 };
 
 /// Which end of the session this is.
@@ -1044,10 +1043,11 @@ impl Session {
             return None;
         }
 
-        // Frames go into `buf`; the header is put around them at the end.
-        let limit = MAX_DATAGRAM_SIZE - DATA_HEADER_LEN;
-        let mut buf = Vec::with_capacity(limit);
+        // The packet is built in place: header first, its length filled in at the end.
         let pn = self.next_pn;
+        let mut buf = Vec::with_capacity(MAX_DATAGRAM_SIZE);
+        wire::begin_data(&mut buf, session_id, pn);
+        let limit = MAX_DATAGRAM_SIZE;
         let mut wrote_ack = false;
         if open && self.acks.has_received() {
             let max_offset = self.recv.max_offset();
@@ -1079,18 +1079,17 @@ impl Session {
                 if room == 0 {
                     break;
                 }
-                let Some((offset, data)) = self.send.next_chunk(room, self.peer_max_offset) else {
+                let Some(chunk) = self.send.next_chunk(room, self.peer_max_offset) else {
                     break;
                 };
-                if offset < retransmit_floor {
-                    self.stats.bytes_retransmitted += data.len() as u64;
+                let len = chunk.end - chunk.start;
+                if chunk.start < retransmit_floor {
+                    self.stats.bytes_retransmitted += len;
                 }
-                Frame::Stream {
-                    offset,
-                    data: &data,
-                }
-                .encode(&mut buf);
-                sent.stream.push(offset..offset + data.len() as u64);
+                // `room` is below the datagram size, so the length fits a u16.
+                wire::encode_stream_head(&mut buf, chunk.start, len as u16);
+                self.send.write_range(chunk.clone(), &mut buf);
+                sent.stream.push(chunk);
             }
             let close_len = 1 + 1 + 8;
             if self.state == State::Closing
@@ -1119,9 +1118,8 @@ impl Session {
             }
         }
         self.next_pn += 1;
-        let mut datagram = Vec::with_capacity(DATA_HEADER_LEN + buf.len());
-        encode_data(&mut datagram, session_id, pn, &buf);
-        Some(self.transmit(self.remote, datagram))
+        wire::finish_data(&mut buf);
+        Some(self.transmit(self.remote, buf))
     }
 
     /// Offsets below this have been sent before, so sending them again is a

@@ -76,6 +76,12 @@ impl ReliableConn {
         self.queue_ended
     }
 
+    /// True while a line from the hub's queue waits for room in the session's send
+    /// buffer: the client has not acknowledged enough to take what the hub has for it.
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// The next line the client sent, parsed; `None` when there is none yet. Empty
     /// lines are skipped.
     pub(crate) fn next_line(&mut self) -> Option<Parsed> {
