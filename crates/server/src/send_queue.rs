@@ -256,7 +256,7 @@ impl Outgoing {
     /// Counts `written` bytes as written and moves every queued line into `batch`
     /// (which must be empty), under one lock. Returns `false` when the queue has
     /// ended and nothing is left. An empty queue gives up its memory.
-    fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
+    pub(crate) fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
         let mut state = self.lines.shared.lock();
         state.queued = state.queued.saturating_sub(written);
         if state.lines.is_empty() {

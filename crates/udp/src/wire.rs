@@ -584,9 +584,9 @@ pub fn encode_data(out: &mut Vec<u8>, session_id: u64, packet_number: u64, paylo
     out.extend_from_slice(payload);
 }
 
-/// Starts a Data packet in `out` (which must be empty): its header, with the payload
-/// length left for [`finish_data`]. The frames are then appended right after it, so a
-/// packet is built in place, with no copy of its payload.
+/// Starts a Data packet at the end of `out`: its header, with the payload length left
+/// for [`finish_data`]. The frames are then appended right after it, so a packet is
+/// built in place, with no copy of its payload.
 pub fn begin_data(out: &mut Vec<u8>, session_id: u64, packet_number: u64) {
     out.push(PacketType::Data as u8);
     out.extend_from_slice(&session_id.to_be_bytes());
@@ -594,13 +594,13 @@ pub fn begin_data(out: &mut Vec<u8>, session_id: u64, packet_number: u64) {
     out.extend_from_slice(&[0, 0]);
 }
 
-/// Writes the payload length of a packet begun with [`begin_data`]: what follows the
-/// header, cut to 65535 bytes.
-pub fn finish_data(out: &mut Vec<u8>) {
-    let max = DATA_HEADER_LEN + usize::from(u16::MAX);
-    out.truncate(max);
-    let payload_len = out.len().saturating_sub(DATA_HEADER_LEN) as u16;
-    if let Some(len) = out.get_mut(DATA_HEADER_LEN - 2..DATA_HEADER_LEN) {
+/// Writes the payload length of the packet begun with [`begin_data`] at `start` in
+/// `out`: everything after its header, cut to 65535 bytes.
+pub fn finish_data(out: &mut Vec<u8>, start: usize) {
+    let payload_at = start + DATA_HEADER_LEN;
+    out.truncate(payload_at + usize::from(u16::MAX));
+    let payload_len = out.len().saturating_sub(payload_at) as u16;
+    if let Some(len) = out.get_mut(payload_at - 2..payload_at) {
         len.copy_from_slice(&payload_len.to_be_bytes());
     }
 }

@@ -705,13 +705,10 @@ impl UdpEndpoint {
                 .send(Event::Disconnected(id, quit_reason(reason)))
                 .await;
         }
-        while let Some(t) = r.session.poll_transmit(now) {
-            self.outbox.push(Datagram {
-                to: t.to,
-                from: conn.local,
-                data: t.datagram,
-            });
-        }
+        let session = &mut r.session;
+        self.io.gather(conn.local, &mut self.outbox, |buf| {
+            session.poll_transmit_into(now, buf)
+        });
         if r.session.is_drained() && all_read {
             self.remove(id, "Connection closed").await;
         } else {
@@ -790,13 +787,17 @@ impl UdpEndpoint {
     // ----- output -----
 
     fn send(&mut self, to: SocketAddr, from: Option<IpAddr>, data: Vec<u8>) {
-        self.outbox.push(Datagram { to, from, data });
+        self.outbox.push(Datagram::single(to, from, data));
     }
 
     /// Publishes the counters, then sends what is queued: a peer that has its answer
     /// can already read counters that include whatever caused it.
     async fn flush(&mut self) {
-        self.stats.datagrams_sent += self.outbox.len() as u64;
+        self.stats.datagrams_sent += self
+            .outbox
+            .iter()
+            .map(|d| d.segment.map_or(1, |s| d.data.len().div_ceil(s.max(1))) as u64)
+            .sum::<u64>();
         self.stats.bytes_sent += self.outbox.iter().map(|d| d.data.len() as u64).sum::<u64>();
         self.publish();
         if !self.outbox.is_empty() {

@@ -29,7 +29,7 @@ const RECV_BUFFER: usize = 4 * 1024 * 1024;
 /// Most bytes in one GSO send: the kernel's limit for one UDP "super-datagram".
 const MAX_GSO_BYTES: usize = 64_000;
 
-/// A datagram to send.
+/// A datagram to send, or a GSO run of them.
 #[derive(Debug)]
 pub(crate) struct Datagram {
     pub(crate) to: SocketAddr,
@@ -37,6 +37,21 @@ pub(crate) struct Datagram {
     /// bound to a wildcard address.
     pub(crate) from: Option<IpAddr>,
     pub(crate) data: Vec<u8>,
+    /// Set when `data` is several datagrams of this size back to back (the last may be
+    /// shorter), built in place by [`BatchSocket::gather`]: they go in one GSO call.
+    pub(crate) segment: Option<usize>,
+}
+
+impl Datagram {
+    /// One datagram.
+    pub(crate) fn single(to: SocketAddr, from: Option<IpAddr>, data: Vec<u8>) -> Datagram {
+        Datagram {
+            to,
+            from,
+            data,
+            segment: None,
+        }
+    }
 }
 
 /// A bound UDP socket and its batching state.
@@ -147,6 +162,61 @@ impl BatchSocket {
         local.filter(|_| self.wildcard)
     }
 
+    /// Takes datagrams from `next` (which appends one to the buffer it is given and
+    /// says where it goes, until it has none) into `out`, built in place as GSO runs:
+    /// equal-sized datagrams to one address, back to back in one buffer, the last
+    /// possibly shorter. A reliable session's window goes out this way with no buffer
+    /// per datagram and no copy to join them.
+    pub(crate) fn gather(
+        &self,
+        from: Option<IpAddr>,
+        out: &mut Vec<Datagram>,
+        mut next: impl FnMut(&mut Vec<u8>) -> Option<SocketAddr>,
+    ) {
+        let max_segments = self.state.max_gso_segments().max(1);
+        let mut run = Vec::new();
+        let mut to: Option<SocketAddr> = None;
+        let (mut segment, mut count, mut ended) = (0, 0, false);
+        loop {
+            let start = run.len();
+            let Some(dest) = next(&mut run) else {
+                break;
+            };
+            let len = run.len() - start;
+            let joins = to == Some(dest)
+                && !ended
+                && count < max_segments
+                && len > 0
+                && len <= segment
+                && run.len() <= MAX_GSO_BYTES;
+            if joins {
+                count += 1;
+                // Only the last datagram of a run may be shorter.
+                ended = len < segment;
+                continue;
+            }
+            if let Some(to) = to {
+                let tail = run.split_off(start);
+                let data = std::mem::replace(&mut run, tail);
+                out.push(Datagram {
+                    to,
+                    from,
+                    data,
+                    segment: (count > 1).then_some(segment),
+                });
+            }
+            (to, segment, count, ended) = (Some(dest), len, 1, false);
+        }
+        if let Some(to) = to {
+            out.push(Datagram {
+                to,
+                from,
+                data: run,
+                segment: (count > 1).then_some(segment),
+            });
+        }
+    }
+
     /// Sends every datagram in `out`, in order, and empties it. Runs of equal-sized
     /// datagrams to one destination go in one GSO call. Waits while the kernel's send
     /// buffer is full; other send errors lose the datagram, as UDP may (`quinn-udp`
@@ -157,6 +227,11 @@ impl BatchSocket {
         let mut i = 0;
         while i < out.len() {
             let first = &out[i];
+            if let Some(segment) = first.segment {
+                self.send_run(first, segment, max_segments).await;
+                i += 1;
+                continue;
+            }
             let size = first.data.len();
             let mut end = i + 1;
             let mut total = size;
@@ -164,6 +239,7 @@ impl BatchSocket {
                 while let Some(next) = out.get(end) {
                     let len = next.data.len();
                     if end - i >= max_segments
+                        || next.segment.is_some()
                         || next.to != first.to
                         || next.from != first.from
                         || len == 0
@@ -202,6 +278,26 @@ impl BatchSocket {
             i = end;
         }
         out.clear();
+    }
+
+    /// Sends a run built by [`BatchSocket::gather`]: in one call if the socket does GSO
+    /// (it did when the run was built), else one datagram at a time.
+    async fn send_run(&self, run: &Datagram, segment: usize, max_segments: usize) {
+        let chunks: Vec<&[u8]> = if max_segments > 1 {
+            vec![&run.data[..]]
+        } else {
+            run.data.chunks(segment.max(1)).collect()
+        };
+        for contents in chunks {
+            let transmit = Transmit {
+                destination: run.to,
+                ecn: None,
+                contents,
+                segment_size: (contents.len() > segment).then_some(segment),
+                src_ip: run.from,
+            };
+            self.send(&transmit).await;
+        }
     }
 
     async fn send(&self, transmit: &Transmit<'_>) {
