@@ -239,6 +239,35 @@ impl UdpTransport {
         }
     }
 
+    /// The next line from the server if one has already arrived, without waiting:
+    /// a reader that drains what is there this way pays for one wake per batch of
+    /// lines, not one per line. `None` also at the end of the session (which
+    /// [`UdpTransport::recv_line`] then reports).
+    pub(crate) fn try_recv_line(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(line) = self.lines.next() {
+                return Some(line);
+            }
+            if self.ended {
+                return None;
+            }
+            let next = match self.drained.front() {
+                Some(Incoming::Lines(_)) => self.drained.pop_front(),
+                Some(Incoming::Ended(_)) => return None,
+                None => self.incoming.try_recv().ok(),
+            };
+            match next {
+                Some(Incoming::Lines(lines)) => self.lines = lines.into_iter(),
+                Some(end @ Incoming::Ended(_)) => {
+                    // Kept for recv_line, which reports how the session ended.
+                    self.drained.push_front(end);
+                    return None;
+                }
+                None => return None,
+            }
+        }
+    }
+
     /// Orderly close: lines already queued are delivered, then Close and CloseAck are
     /// exchanged; returns when that is done or after [`CLOSE_LIMIT`]. Lines that arrive
     /// meanwhile can still be read.

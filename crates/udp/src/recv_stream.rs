@@ -6,19 +6,22 @@
 //! lines are cut from the contiguous prefix only. The window (how far past the consumed
 //! point the peer may send) bounds memory when the application reads slowly.
 //!
-//! The bytes live in one contiguous buffer, so a chunk is stored with one copy and a
-//! line is handed out without any: it is split off the front of the buffer and shares
-//! its allocation (one reference count, no allocation per line). At tens of
-//! thousands of datagrams a second this is most of what a receiver does.
+//! The bytes live in one contiguous buffer: a chunk is stored with one copy, and a
+//! line is copied out into a `Bytes` of its own. Lines could instead be split off the
+//! buffer and share its allocation, but then every line still held (in a channel, say)
+//! pins its block, the buffer can never reuse its space, and a busy receiver allocates
+//! and faults in fresh blocks all the time; a small copy per line is cheaper than that,
+//! and the buffer is reused in place.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::ranges::RangeSet;
 use crate::send_stream::LINE_PREFIX_LEN;
 
-/// The least the buffer grows by. A line handed out keeps the block it was cut from
-/// alive until it is dropped; 16 KiB is about a hundred chat lines.
-const GROW_BLOCK: usize = 16 * 1024;
+/// Capacity the buffer keeps once everything in it was read; a larger one is given
+/// back, so that idle sessions cost little. (While it is in use, the space of the
+/// lines read is reused in place.)
+const KEEP_WHEN_EMPTY: usize = 4 * 1024;
 
 /// The peer sent beyond the flow-control window it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,9 @@ pub(crate) struct RecvStream {
     filled: RangeSet,
     /// How far past `base` the peer may send.
     window: u64,
+    /// Everything below this has been received: kept as chunks arrive, since it is
+    /// asked for every line read.
+    contiguous: u64,
 }
 
 impl RecvStream {
@@ -46,6 +52,7 @@ impl RecvStream {
             buf: BytesMut::new(),
             filled: RangeSet::new(),
             window,
+            contiguous: 0,
         }
     }
 
@@ -56,10 +63,7 @@ impl RecvStream {
 
     /// Everything below this offset has been received (the cumulative ack).
     pub(crate) fn contiguous_end(&self) -> u64 {
-        match self.filled.first() {
-            Some(r) if r.start <= self.base => r.end,
-            _ => self.base,
-        }
+        self.contiguous
     }
 
     /// The window size.
@@ -86,35 +90,31 @@ impl RecvStream {
         }
         let mut added = 0;
         for gap in self.filled.gaps_within(start..end) {
-            let need = usize::try_from(gap.end - self.base).unwrap_or(usize::MAX);
-            if self.buf.len() < need {
-                self.grow(need);
-            }
             let src_from = usize::try_from(gap.start - offset).unwrap_or(usize::MAX);
             let src_to = usize::try_from(gap.end - offset).unwrap_or(usize::MAX);
             let dst_from = usize::try_from(gap.start - self.base).unwrap_or(usize::MAX);
-            let src = data.get(src_from..src_to);
-            let dst = src.and_then(|s| self.buf.get_mut(dst_from..dst_from + s.len()));
-            if let (Some(src), Some(dst)) = (src, dst) {
+            let Some(src) = data.get(src_from..src_to) else {
+                continue;
+            };
+            if dst_from >= self.buf.len() {
+                // Past the end (the usual case: bytes in order): append, with zeros
+                // for a hole before it, if any, until its bytes come.
+                self.buf.resize(dst_from, 0);
+                self.buf.extend_from_slice(src);
+            } else if let Some(dst) = self.buf.get_mut(dst_from..dst_from + src.len()) {
+                // A hole filled: the gap ends where bytes already received begin.
                 dst.copy_from_slice(src);
-                added += src.len();
+            } else {
+                continue;
             }
+            added += src.len();
         }
         self.filled.remove_below(self.base);
         self.filled.insert(start..end);
-        Ok(added)
-    }
-
-    /// Extends the buffer to `len` bytes (zeros until filled). Room is reserved in
-    /// blocks of at least [`GROW_BLOCK`]: lines still held by the application share the
-    /// old allocation, so growing may move the unread bytes to a new one, and doing that
-    /// once per block rather than once per chunk keeps it rare.
-    fn grow(&mut self, len: usize) {
-        let more = len - self.buf.len();
-        if self.buf.capacity() < len {
-            self.buf.reserve(more.max(GROW_BLOCK));
+        if let Some(r) = self.filled.first().filter(|r| r.start <= self.base) {
+            self.contiguous = r.end;
         }
-        self.buf.resize(len, 0);
+        Ok(added)
     }
 
     /// The next complete line, in order, exactly once.
@@ -128,9 +128,13 @@ impl RecvStream {
         if avail < LINE_PREFIX_LEN + len {
             return None;
         }
-        self.buf.advance(LINE_PREFIX_LEN);
-        let line = self.buf.split_to(len).freeze();
+        let line = Bytes::copy_from_slice(self.buf.get(LINE_PREFIX_LEN..LINE_PREFIX_LEN + len)?);
+        self.buf.advance(LINE_PREFIX_LEN + len);
         self.base += (LINE_PREFIX_LEN + len) as u64;
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_WHEN_EMPTY {
+            // Everything was read: an idle session keeps no large buffer.
+            self.buf = BytesMut::new();
+        }
         Some(line)
     }
 }

@@ -190,6 +190,11 @@ impl BatchSocket {
                 && len <= segment
                 && run.len() <= MAX_GSO_BYTES;
             if joins {
+                if count == 1 {
+                    // A window is coming: room for a whole run at once rather than
+                    // doubling (and copying) its way there.
+                    run.reserve(MAX_GSO_BYTES.saturating_sub(run.len()));
+                }
                 count += 1;
                 // Only the last datagram of a run may be shorter.
                 ended = len < segment;
