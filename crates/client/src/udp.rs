@@ -527,12 +527,7 @@ impl Driver {
                 return;
             };
             let mut lines = Vec::new();
-            while lines.len() < BATCH_LINES {
-                match self.session.poll_line() {
-                    Some(line) => lines.push(line),
-                    None => break,
-                }
-            }
+            self.session.poll_lines(BATCH_LINES, &mut lines);
             let item = if !lines.is_empty() {
                 Incoming::Lines(lines)
             } else {

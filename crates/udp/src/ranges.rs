@@ -59,7 +59,7 @@ impl RangeSet {
 
     /// Removes every value in `r`, splitting ranges that straddle its ends.
     pub(crate) fn remove(&mut self, r: Range<u64>) {
-        if r.start >= r.end {
+        if r.start >= r.end || self.map.is_empty() {
             return;
         }
         let mut overlapping = Vec::new();

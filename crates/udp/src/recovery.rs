@@ -114,18 +114,17 @@ impl Recovery {
             acked.beyond_sent = !ranges.is_empty();
             return acked;
         };
-        let clipped: Vec<RangeInclusive<u64>> = ranges
+        let clipped = ranges
             .iter()
             .filter(|r| r.start() <= r.end() && *r.start() <= last_sent)
-            .map(|r| *r.start()..=(*r.end()).min(last_sent))
-            .collect();
+            .map(|r| *r.start()..=(*r.end()).min(last_sent));
         acked.beyond_sent = ranges.iter().any(|r| *r.end() > last_sent);
-        let Some(largest) = clipped.first().map(|r| *r.end()) else {
+        let Some(largest) = clipped.clone().next().map(|r| *r.end()) else {
             return acked;
         };
-        for r in &clipped {
-            let pns: Vec<u64> = self.sent.range(r.clone()).map(|(&pn, _)| pn).collect();
-            for pn in pns {
+        for r in clipped {
+            // One lookup per packet rather than a list of them: no allocation.
+            while let Some(pn) = self.sent.range(r.clone()).next().map(|(&pn, _)| pn) {
                 if let Some(p) = self.sent.remove(&pn) {
                     if p.in_flight {
                         self.in_flight = self.in_flight.saturating_sub(1);

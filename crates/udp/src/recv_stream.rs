@@ -19,9 +19,11 @@ use crate::ranges::RangeSet;
 use crate::send_stream::LINE_PREFIX_LEN;
 
 /// Capacity the buffer keeps once everything in it was read; a larger one is given
-/// back, so that idle sessions cost little. (While it is in use, the space of the
-/// lines read is reused in place.)
-const KEEP_WHEN_EMPTY: usize = 4 * 1024;
+/// back, so that a session that once had a burst does not keep its peak. A busy
+/// receiver empties its buffer after every burst (about 64 KiB with GRO), so below
+/// that it would allocate and fault in a fresh buffer each time. While the buffer is
+/// in use, the space of the lines read is reused in place.
+const KEEP_WHEN_EMPTY: usize = 128 * 1024;
 
 /// The peer sent beyond the flow-control window it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +91,15 @@ impl RecvStream {
             return Ok(0);
         }
         let mut added = 0;
-        for gap in self.filled.gaps_within(start..end) {
+        // Bytes past everything held (the usual case: in order) are one gap: no need
+        // to look for the gaps.
+        let past_end = start >= self.base + self.buf.len() as u64;
+        let searched = (!past_end).then(|| self.filled.gaps_within(start..end));
+        let gaps = searched
+            .into_iter()
+            .flatten()
+            .chain(past_end.then_some(start..end));
+        for gap in gaps {
             let src_from = usize::try_from(gap.start - offset).unwrap_or(usize::MAX);
             let src_to = usize::try_from(gap.end - offset).unwrap_or(usize::MAX);
             let dst_from = usize::try_from(gap.start - self.base).unwrap_or(usize::MAX);
@@ -117,6 +127,45 @@ impl RecvStream {
         Ok(added)
     }
 
+    /// Up to `max` complete lines, in order, each exactly once, appended to `out`;
+    /// returns how many. They are copied out together, into one allocation that
+    /// each line is a slice of.
+    pub(crate) fn poll_lines(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
+        let avail = usize::try_from(self.contiguous_end() - self.base).unwrap_or(usize::MAX);
+        let avail = avail.min(self.buf.len());
+        // Where each line lies in the buffer, as (start, end) past its prefix.
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while spans.len() < max && at + LINE_PREFIX_LEN <= avail {
+            let len = match self.buf.get(at..at + LINE_PREFIX_LEN) {
+                Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+                _ => break,
+            };
+            if at + LINE_PREFIX_LEN + len > avail {
+                break;
+            }
+            spans.push((at + LINE_PREFIX_LEN, at + LINE_PREFIX_LEN + len));
+            at += LINE_PREFIX_LEN + len;
+        }
+        if spans.is_empty() {
+            return 0;
+        }
+        let block = Bytes::copy_from_slice(self.buf.get(..at).unwrap_or_default());
+        out.extend(spans.iter().map(|&(from, to)| block.slice(from..to)));
+        self.consumed(at);
+        spans.len()
+    }
+
+    /// The first `n` bytes of the buffer were read.
+    fn consumed(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.base += n as u64;
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_WHEN_EMPTY {
+            // Everything was read: an idle session keeps no large buffer.
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// The next complete line, in order, exactly once.
     pub(crate) fn poll_line(&mut self) -> Option<Bytes> {
         let avail = usize::try_from(self.contiguous_end() - self.base).unwrap_or(usize::MAX);
@@ -129,12 +178,7 @@ impl RecvStream {
             return None;
         }
         let line = Bytes::copy_from_slice(self.buf.get(LINE_PREFIX_LEN..LINE_PREFIX_LEN + len)?);
-        self.buf.advance(LINE_PREFIX_LEN + len);
-        self.base += (LINE_PREFIX_LEN + len) as u64;
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_WHEN_EMPTY {
-            // Everything was read: an idle session keeps no large buffer.
-            self.buf = BytesMut::new();
-        }
+        self.consumed(LINE_PREFIX_LEN + len);
         Some(line)
     }
 }
@@ -170,6 +214,21 @@ mod tests {
         assert_eq!(r.poll_line().unwrap(), &b"two"[..]);
         assert_eq!(r.poll_line().unwrap(), &b"three"[..]);
         assert!(r.poll_line().is_none());
+    }
+
+    #[test]
+    fn lines_taken_in_bulk_are_the_same_lines_in_the_same_order() {
+        let bytes = framed(&[b"one", b"", b"three", b"four"]);
+        let mut r = RecvStream::new(1000);
+        r.on_data(0, &bytes[..bytes.len() - 2]).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(r.poll_lines(2, &mut out), 2);
+        assert_eq!(r.poll_lines(10, &mut out), 1, "the last line is incomplete");
+        assert_eq!(out, vec![&b"one"[..], &b""[..], &b"three"[..]]);
+        r.on_data(bytes.len() as u64 - 2, &bytes[bytes.len() - 2..])
+            .unwrap();
+        assert_eq!(r.poll_line().unwrap(), &b"four"[..]);
+        assert_eq!(r.poll_lines(10, &mut out), 0);
     }
 
     #[test]

@@ -370,6 +370,20 @@ impl Session {
         Some(line)
     }
 
+    /// Up to `max` lines received, in order, appended to `out`; how many. The same as
+    /// calling [`Session::poll_line`] that often, but the lines share one allocation
+    /// (each is a slice of it): for a reader that takes lines in bulk.
+    pub fn poll_lines(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
+        let n = self.recv.poll_lines(max, out);
+        if n > 0 {
+            self.stats.lines_received += n as u64;
+            if self.recv.max_offset() >= self.last_advertised_max + self.recv.window() / 2 {
+                self.window_update_pending = true;
+            }
+        }
+        n
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -1083,8 +1097,15 @@ impl Session {
         let buf = out;
         wire::begin_data(buf, session_id, pn);
         let limit = start + MAX_DATAGRAM_SIZE;
+        // An ACK rides along only when it says something new: a packet arrived since
+        // the last one, or the receive window moved. Repeating the same ACK in every
+        // packet of a window cost both ends a frame to build, parse and process per
+        // packet; a lost ACK is made good by the retransmission it causes, whose
+        // duplicate is acknowledged at once.
         let mut wrote_ack = false;
-        if open && self.acks.has_received() {
+        let ack_news =
+            ack_due || self.acks.has_news() || self.recv.max_offset() != self.last_advertised_max;
+        if open && self.acks.has_received() && ack_news {
             let max_offset = self.recv.max_offset();
             let frame = self.acks.frame(now, self.recv.contiguous_end(), max_offset);
             Frame::Ack(frame).encode(buf);

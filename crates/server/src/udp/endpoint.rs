@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use super::input_gate::InputGate;
 use super::plain::{Parsed, PlainMode, Registered, Stranger};
 use super::reliable::{quit_reason, ReliableConn};
-use super::socket::{BatchSocket, Datagram, RecvBatch};
+use super::socket::{BatchSocket, Datagram, RecvBatch, Spare};
 use super::UdpStats;
 use crate::conn_limit::{ConnectionPermit, Refusal};
 use crate::event::Event;
@@ -110,6 +110,7 @@ pub(crate) struct UdpEndpoint {
     io: BatchSocket,
     batch: RecvBatch,
     outbox: Vec<Datagram>,
+    spare: Spare,
     listener: Listener,
     plain: PlainMode,
     session_config: Config,
@@ -146,6 +147,7 @@ impl UdpEndpoint {
             io,
             batch: RecvBatch::default(),
             outbox: Vec::new(),
+            spare: Spare::default(),
             listener: Listener::new(cookies.clone()),
             plain: PlainMode::new(cookies, server_name),
             session_config: Config::default(),
@@ -706,9 +708,10 @@ impl UdpEndpoint {
                 .await;
         }
         let session = &mut r.session;
-        self.io.gather(conn.local, &mut self.outbox, |buf| {
-            session.poll_transmit_into(now, buf)
-        });
+        self.io
+            .gather(conn.local, &mut self.outbox, &mut self.spare, |buf| {
+                session.poll_transmit_into(now, buf)
+            });
         if r.session.is_drained() && all_read {
             self.remove(id, "Connection closed").await;
         } else {
@@ -719,7 +722,10 @@ impl UdpEndpoint {
     /// Gives the sessions whose lines the input gate held back their turn, oldest
     /// first, while the gate is open.
     async fn release_held(&mut self, now: Instant) {
-        while self.gate.has_held() {
+        // One turn each for the sessions held now: one may be held again at once.
+        let mut turns = self.gate.held_count();
+        while turns > 0 {
+            turns -= 1;
             let hub_backlog = self.events.max_capacity() - self.events.capacity();
             if !self.gate.is_open(now, hub_backlog) {
                 return;
@@ -801,7 +807,8 @@ impl UdpEndpoint {
         self.stats.bytes_sent += self.outbox.iter().map(|d| d.data.len() as u64).sum::<u64>();
         self.publish();
         if !self.outbox.is_empty() {
-            self.io.send_all(&mut self.outbox).await;
+            self.io.send_all(&self.outbox).await;
+            self.spare.recycle(&mut self.outbox);
         }
     }
 

@@ -98,9 +98,9 @@ impl InputGate {
         self.held.pop_front()
     }
 
-    /// True when some session has lines held back.
-    pub(crate) fn has_held(&self) -> bool {
-        !self.held.is_empty()
+    /// How many sessions are listed as having lines held back.
+    pub(crate) fn held_count(&self) -> usize {
+        self.held.len()
     }
 
     /// While lines are held, when to look again even if nothing else wakes the task:
@@ -161,6 +161,6 @@ mod tests {
         assert_eq!(gate.recheck_at(t0), Some(t0 + MAX_BEHIND));
         assert_eq!(gate.next_held(), Some(ClientId(1)));
         assert_eq!(gate.next_held(), None);
-        assert!(!gate.has_held());
+        assert_eq!(gate.held_count(), 0);
     }
 }

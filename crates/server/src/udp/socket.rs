@@ -29,6 +29,37 @@ const RECV_BUFFER: usize = 4 * 1024 * 1024;
 /// Most bytes in one GSO send: the kernel's limit for one UDP "super-datagram".
 const MAX_GSO_BYTES: usize = 64_000;
 
+/// Run buffers kept for reuse once sent (see [`Spare`]): 2 MiB at most.
+const SPARE_RUNS: usize = 32;
+
+/// Buffers of sent GSO runs, kept to build the next ones in. A run is up to 64 KB:
+/// allocated afresh for every window sent, it is freed right after, the allocator
+/// gives the memory back to the system and faults it in again for the next one
+/// (measured: several percent of the server's time under fan-out).
+#[derive(Debug, Default)]
+pub(crate) struct Spare(Vec<Vec<u8>>);
+
+impl Spare {
+    fn take(&mut self) -> Vec<u8> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    /// Keeps `buf` (emptied) if it is a run's and there is room.
+    fn keep(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() >= MAX_GSO_BYTES && self.0.len() < SPARE_RUNS {
+            buf.clear();
+            self.0.push(buf);
+        }
+    }
+
+    /// Keeps the buffers of `out`'s runs and empties `out`.
+    pub(crate) fn recycle(&mut self, out: &mut Vec<Datagram>) {
+        for d in out.drain(..) {
+            self.keep(d.data);
+        }
+    }
+}
+
 /// A datagram to send, or a GSO run of them.
 #[derive(Debug)]
 pub(crate) struct Datagram {
@@ -171,10 +202,11 @@ impl BatchSocket {
         &self,
         from: Option<IpAddr>,
         out: &mut Vec<Datagram>,
+        spare: &mut Spare,
         mut next: impl FnMut(&mut Vec<u8>) -> Option<SocketAddr>,
     ) {
         let max_segments = self.state.max_gso_segments().max(1);
-        let mut run = Vec::new();
+        let mut run = spare.take();
         let mut to: Option<SocketAddr> = None;
         let (mut segment, mut count, mut ended) = (0, 0, false);
         loop {
@@ -212,21 +244,23 @@ impl BatchSocket {
             }
             (to, segment, count, ended) = (Some(dest), len, 1, false);
         }
-        if let Some(to) = to {
-            out.push(Datagram {
+        match to {
+            Some(to) => out.push(Datagram {
                 to,
                 from,
                 data: run,
                 segment: (count > 1).then_some(segment),
-            });
+            }),
+            None => spare.keep(run),
         }
     }
 
-    /// Sends every datagram in `out`, in order, and empties it. Runs of equal-sized
+    /// Sends every datagram in `out`, in order; the caller empties it (see
+    /// [`Spare::recycle`]). Runs of equal-sized
     /// datagrams to one destination go in one GSO call. Waits while the kernel's send
     /// buffer is full; other send errors lose the datagram, as UDP may (`quinn-udp`
     /// logs them).
-    pub(crate) async fn send_all(&self, out: &mut Vec<Datagram>) {
+    pub(crate) async fn send_all(&self, out: &[Datagram]) {
         let max_segments = self.state.max_gso_segments().max(1);
         let mut joined = Vec::new();
         let mut i = 0;
@@ -282,7 +316,6 @@ impl BatchSocket {
             }
             i = end;
         }
-        out.clear();
     }
 
     /// Sends a run built by [`BatchSocket::gather`]: in one call if the socket does GSO
