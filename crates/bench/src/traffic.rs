@@ -283,6 +283,8 @@ async fn run_udp(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut left = count;
     let mut pongs = Vec::new();
+    let stop = tokio::time::sleep_until(deadline);
+    tokio::pin!(stop);
     loop {
         if out.received >= expect && out.done_at.is_none() {
             out.done_at = Some(Instant::now());
@@ -294,8 +296,13 @@ async fn run_udp(
             biased;
             line = conn.recv_raw() => match line {
                 Ok(Some(line)) => {
+                    // This line and every one that arrived with it: one wake for the
+                    // batch, as the TCP path reads a buffer at a time.
                     let mut n = 0;
                     on_line(classify(&line), &shared, &mut n, &mut out, &mut pongs);
+                    while let Ok(Some(line)) = conn.try_recv_raw() {
+                        on_line(classify(&line), &shared, &mut n, &mut out, &mut pongs);
+                    }
                     out.received += n;
                     shared.progress.add(n);
                     if !pongs.is_empty() {
@@ -333,7 +340,7 @@ async fn run_udp(
                 out.sent += n as u64;
                 shared.sent.fetch_add(n as u64, Ordering::Relaxed);
             },
-            _ = tokio::time::sleep_until(deadline) => break,
+            () = &mut stop => break,
         }
     }
     out.keep = Some(Box::new(conn));

@@ -141,6 +141,23 @@ impl Connection {
         }
     }
 
+    /// The next line from the server if one has already arrived, without waiting for
+    /// the network; `None` when there is none yet (or the connection has ended: then
+    /// [`Connection::recv_raw`] says how). After `recv_raw` returned a line, draining
+    /// the rest of what arrived with it this way saves a wake-up per line.
+    pub fn try_recv_raw(&mut self) -> Result<Option<Bytes>, ClientError> {
+        match &mut self.transport {
+            Transport::Stream { framer, .. } => match framer.next_line() {
+                Some(FramedLine::Line(line)) => Ok(Some(line)),
+                Some(FramedLine::TooLong) => {
+                    Err(ClientError::Protocol("a line longer than 64 KiB".into()))
+                }
+                None => Ok(None),
+            },
+            Transport::Udp(udp) => Ok(udp.try_recv_line()),
+        }
+    }
+
     /// The next message from the server. A `PING` is answered on the way; an `ERROR`
     /// is remembered so that the close can be explained.
     pub async fn recv(&mut self) -> Result<Option<Message>, ClientError> {

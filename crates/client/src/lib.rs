@@ -10,6 +10,7 @@ mod registration;
 mod send;
 mod target;
 mod udp;
+mod udp_socket;
 
 pub use connection::Connection;
 pub use error::ClientError;

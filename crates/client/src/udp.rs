@@ -9,6 +9,13 @@
 //! is full, and never drops one), and one that stops reading stops the task taking lines
 //! out of the session, whose receive window then closes and slows the server.
 //!
+//! Everything is done in batches, because a busy room brings tens of thousands of
+//! datagrams a second: the task takes every datagram waiting on the socket (see
+//! [`BatchSocket`]) before it asks the session what to send, so one ACK answers a whole
+//! burst; it takes every line the connection queued, so lines share datagrams; and it
+//! hands received lines over a batch at a time, so the channel costs one message per
+//! batch, not per line.
+//!
 //! [`Connection`]: crate::Connection
 
 use std::collections::VecDeque;
@@ -24,9 +31,22 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Lines queued between the connection and its task, each way. Enough to keep the
-/// session's send buffer full; the session's own buffers hold the rest.
+use crate::udp_socket::BatchSocket;
+
+/// Lines queued from the connection to its task. Enough to keep the session's send
+/// buffer full; the session's own buffers hold the rest.
 const CHANNEL_LINES: usize = 256;
+
+/// Batches of received lines queued from the task to the connection, and the most
+/// lines in one batch: at most 512 lines wait in the channel, and the session's
+/// receive window holds the rest.
+const CHANNEL_BATCHES: usize = 8;
+const BATCH_LINES: usize = 64;
+
+/// Most receive system calls the task makes before it looks at anything else: it
+/// stops earlier when the socket is empty. A bound, so that a flood of datagrams
+/// cannot keep it from sending its ACKs and lines for long.
+const RECV_CALLS_PER_TURN: usize = 16;
 
 /// Longest a closing session may take to deliver what is queued, exchange Close and
 /// CloseAck (or linger after the server's Close) before the task gives up and drops it.
@@ -57,7 +77,8 @@ const MAX_LINE: usize = u16::MAX as usize;
 
 /// What the task hands the connection.
 enum Incoming {
-    Line(Bytes),
+    /// Lines received, in order (never empty).
+    Lines(Vec<Bytes>),
     /// The session is over: `Ok` for an orderly close by either side, else why not.
     Ended(io::Result<()>),
 }
@@ -68,7 +89,9 @@ pub(crate) struct UdpTransport {
     /// what is queued, then closes the session.
     outgoing: Option<mpsc::Sender<Bytes>>,
     incoming: mpsc::Receiver<Incoming>,
-    /// Lines read off `incoming` while closing, still to be handed out.
+    /// The rest of the batch of lines being handed out.
+    lines: std::vec::IntoIter<Bytes>,
+    /// What was read off `incoming` while closing, still to be handed out.
     drained: VecDeque<Incoming>,
     /// Cuts what `send_raw` is given into lines; keeps a partial last line.
     framer: LineFramer,
@@ -126,8 +149,9 @@ impl UdpTransport {
         // A connected socket takes datagrams from the server only (the session would
         // drop the others anyway) and hears the system's "nothing listens there".
         socket.connect(server).await?;
+        let socket = BatchSocket::new(socket)?;
         let (out_tx, out_rx) = mpsc::channel(CHANNEL_LINES);
-        let (in_tx, in_rx) = mpsc::channel(CHANNEL_LINES);
+        let (in_tx, in_rx) = mpsc::channel(CHANNEL_BATCHES);
         let (connected_tx, connected_rx) = oneshot::channel();
         let session = Session::connect(Instant::now(), server, random_nonce(), config);
         let driver = Driver {
@@ -149,6 +173,7 @@ impl UdpTransport {
             Ok(Ok(())) => Ok(UdpTransport {
                 outgoing: Some(out_tx),
                 incoming: in_rx,
+                lines: Vec::new().into_iter(),
                 drained: VecDeque::new(),
                 framer: LineFramer::new(MAX_LINE),
                 task: guard.0.take(),
@@ -187,23 +212,58 @@ impl UdpTransport {
 
     /// The next line from the server; `Ok(None)` once the session ended in order.
     pub(crate) async fn recv_line(&mut self) -> io::Result<Option<Bytes>> {
-        if self.ended {
-            return Ok(None);
-        }
-        let next = match self.drained.pop_front() {
-            Some(item) => Some(item),
-            None => self.incoming.recv().await,
-        };
-        match next {
-            Some(Incoming::Line(line)) => Ok(Some(line)),
-            Some(Incoming::Ended(result)) => {
-                self.ended = true;
-                result.map(|()| None)
+        loop {
+            if let Some(line) = self.lines.next() {
+                return Ok(Some(line));
             }
-            // The task is gone without a word: it gave up on a close that did not finish.
-            None => {
-                self.ended = true;
-                Ok(None)
+            if self.ended {
+                return Ok(None);
+            }
+            let next = match self.drained.pop_front() {
+                Some(item) => Some(item),
+                None => self.incoming.recv().await,
+            };
+            match next {
+                Some(Incoming::Lines(lines)) => self.lines = lines.into_iter(),
+                Some(Incoming::Ended(result)) => {
+                    self.ended = true;
+                    return result.map(|()| None);
+                }
+                // The task is gone without a word: it gave up on a close that did not
+                // finish.
+                None => {
+                    self.ended = true;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The next line from the server if one has already arrived, without waiting:
+    /// a reader that drains what is there this way pays for one wake per batch of
+    /// lines, not one per line. `None` also at the end of the session (which
+    /// [`UdpTransport::recv_line`] then reports).
+    pub(crate) fn try_recv_line(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(line) = self.lines.next() {
+                return Some(line);
+            }
+            if self.ended {
+                return None;
+            }
+            let next = match self.drained.front() {
+                Some(Incoming::Lines(_)) => self.drained.pop_front(),
+                Some(Incoming::Ended(_)) => return None,
+                None => self.incoming.try_recv().ok(),
+            };
+            match next {
+                Some(Incoming::Lines(lines)) => self.lines = lines.into_iter(),
+                Some(end @ Incoming::Ended(_)) => {
+                    // Kept for recv_line, which reports how the session ended.
+                    self.drained.push_front(end);
+                    return None;
+                }
+                None => return None,
             }
         }
     }
@@ -264,7 +324,7 @@ fn random_nonce() -> u64 {
 
 /// The background task: one socket, one session, two channels.
 struct Driver {
-    socket: UdpSocket,
+    socket: BatchSocket,
     server: SocketAddr,
     session: Session,
     outgoing: mpsc::Receiver<Bytes>,
@@ -289,7 +349,6 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self) {
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let now = Instant::now();
             self.feed_outgoing(now);
@@ -310,11 +369,8 @@ impl Driver {
             let held = self.held_in.is_some() && self.incoming.is_some();
             let take_out = self.outgoing_open && self.pending_out.is_none();
             tokio::select! {
-                received = self.socket.recv(&mut buf) => match received {
-                    Ok(n) => {
-                        let from = self.server;
-                        self.session.handle_datagram(Instant::now(), from, &buf[..n]);
-                    }
+                ready = self.socket.readable() => match ready {
+                    Ok(()) => self.receive(),
                     Err(e) => self.socket_error(e),
                 },
                 () = sleep_until(wake) => self.session.handle_timeout(Instant::now()),
@@ -343,13 +399,50 @@ impl Driver {
         }
     }
 
-    /// Hands the session the line waiting for room, and starts the close once the
-    /// connection asked for it and every line it sent is queued.
+    /// Takes every datagram waiting on the socket (within [`RECV_CALLS_PER_TURN`]
+    /// system calls) into the session, all at one instant: the caller then asks the
+    /// session what to send once for the lot.
+    fn receive(&mut self) {
+        let now = Instant::now();
+        let (session, from) = (&mut self.session, self.server);
+        for _ in 0..RECV_CALLS_PER_TURN {
+            match self
+                .socket
+                .try_recv(|datagram| session.handle_datagram(now, from, datagram))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.socket_error(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands the session the lines the connection queued, as long as its send buffer
+    /// has room, and starts the close once the connection asked for it and every line
+    /// it sent is queued.
     fn feed_outgoing(&mut self, now: Instant) {
-        if let Some(line) = self.pending_out.take() {
+        loop {
+            let line = match self.pending_out.take() {
+                Some(line) => line,
+                None if self.outgoing_open => match self.outgoing.try_recv() {
+                    Ok(line) => line,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.outgoing_open = false;
+                        break;
+                    }
+                },
+                None => break,
+            };
             match self.session.send_line(&line) {
                 Ok(()) => {}
-                Err(SendError::Full) => self.pending_out = Some(line),
+                Err(SendError::Full) => {
+                    self.pending_out = Some(line);
+                    break;
+                }
                 // TooLong cannot happen (the connection framed it within the limit);
                 // NotOpen: the session ended, and the end is reported to the connection.
                 Err(SendError::TooLong | SendError::NotOpen) => {}
@@ -423,7 +516,8 @@ impl Driver {
         }
     }
 
-    /// Moves received lines into the channel while it has room, then the end.
+    /// Moves received lines into the channel, a batch at a time, while it has room;
+    /// then the end.
     fn deliver_lines(&mut self) {
         while self.held_in.is_none() {
             let Some(tx) = &self.incoming else {
@@ -432,12 +526,15 @@ impl Driver {
                 self.end = None;
                 return;
             };
-            let item = match self.session.poll_line() {
-                Some(line) => Incoming::Line(line),
-                None => match self.end.take() {
+            let mut lines = Vec::new();
+            self.session.poll_lines(BATCH_LINES, &mut lines);
+            let item = if !lines.is_empty() {
+                Incoming::Lines(lines)
+            } else {
+                match self.end.take() {
                     Some(end) => Incoming::Ended(end),
                     None => return,
-                },
+                }
             };
             let was_end = matches!(item, Incoming::Ended(_));
             match tx.try_send(item) {

@@ -142,7 +142,8 @@ impl Drop for QueueWaker {
 /// The connection's end of a queue.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    /// Line by line, for the UDP task; a connection task takes whole bursts with
+    /// Line by line, as a channel receiver would (plain UDP); a reliable UDP session
+    /// takes bursts with [`Outgoing::take`], a connection task with
     /// [`Outgoing::look`].
     pub(crate) lines: Lines,
 }
@@ -262,6 +263,23 @@ impl Outgoing {
     pub(crate) fn written(&self, bytes: usize) {
         let mut state = self.lines.shared.lock();
         state.queued = state.queued.saturating_sub(bytes);
+    }
+
+    /// For the UDP task, which drains many queues itself: counts `written` bytes as
+    /// written and moves every queued line into `batch` (which must be empty), under
+    /// one lock. Returns `false` when the queue has ended and nothing is left. An
+    /// empty queue gives up its memory.
+    pub(crate) fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
+        let mut state = self.lines.shared.lock();
+        state.queued = state.queued.saturating_sub(written);
+        if state.lines.is_empty() {
+            if state.lines.capacity() > 0 {
+                state.lines = VecDeque::new();
+            }
+            return !state.closed;
+        }
+        std::mem::swap(&mut state.lines, batch);
+        true
     }
 
     /// Looks at the queue for the connection task woken by `waker`, under one lock:

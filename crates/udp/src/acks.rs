@@ -36,6 +36,8 @@ pub(crate) struct AckTracker {
     largest: Option<(u64, Instant)>,
     unacked_eliciting: u32,
     deadline: Option<Instant>,
+    /// A packet arrived since the last ACK went out: the next one has news.
+    news: bool,
 }
 
 impl AckTracker {
@@ -46,6 +48,7 @@ impl AckTracker {
             largest: None,
             unacked_eliciting: 0,
             deadline: None,
+            news: false,
         }
     }
 
@@ -76,6 +79,7 @@ impl AckTracker {
         if self.largest.is_none_or(|(l, _)| l < pn) {
             self.largest = Some((pn, now));
         }
+        self.news = true;
         if ack_eliciting {
             self.unacked_eliciting += 1;
             if !in_order || self.unacked_eliciting >= 2 {
@@ -91,6 +95,11 @@ impl AckTracker {
     /// True once anything has arrived, so there is something to acknowledge.
     pub(crate) fn has_received(&self) -> bool {
         self.largest.is_some()
+    }
+
+    /// True if a packet arrived since the last ACK went out.
+    pub(crate) fn has_news(&self) -> bool {
+        self.news
     }
 
     /// When an ACK must go out, if one is owed.
@@ -129,6 +138,7 @@ impl AckTracker {
     pub(crate) fn on_ack_sent(&mut self) {
         self.unacked_eliciting = 0;
         self.deadline = None;
+        self.news = false;
     }
 }
 

@@ -59,7 +59,7 @@ impl RangeSet {
 
     /// Removes every value in `r`, splitting ranges that straddle its ends.
     pub(crate) fn remove(&mut self, r: Range<u64>) {
-        if r.start >= r.end {
+        if r.start >= r.end || self.map.is_empty() {
             return;
         }
         let mut overlapping = Vec::new();
@@ -76,6 +76,22 @@ impl RangeSet {
             }
             if e > r.end {
                 self.map.insert(r.end, e);
+            }
+        }
+    }
+
+    /// Removes every value below `x`. The common case of freeing a prefix, without the
+    /// general [`RangeSet::remove`]'s scratch list.
+    pub(crate) fn remove_below(&mut self, x: u64) {
+        while let Some(entry) = self.map.first_entry() {
+            let (s, e) = (*entry.key(), *entry.get());
+            if s >= x {
+                return;
+            }
+            entry.remove();
+            if e > x {
+                self.map.insert(x, e);
+                return;
             }
         }
     }
@@ -159,6 +175,22 @@ mod tests {
         s.remove(5..70);
         assert_eq!(ranges(&s), vec![0..5, 70..100]);
         assert!(s.contains(4) && !s.contains(5) && s.contains(70) && !s.contains(100));
+    }
+
+    #[test]
+    fn remove_below_frees_a_prefix() {
+        let mut s = RangeSet::new();
+        s.insert(0..10);
+        s.insert(20..30);
+        s.insert(40..50);
+        s.remove_below(25);
+        assert_eq!(ranges(&s), vec![25..30, 40..50]);
+        s.remove_below(40);
+        assert_eq!(ranges(&s), vec![40..50]);
+        s.remove_below(10);
+        assert_eq!(ranges(&s), vec![40..50]);
+        s.remove_below(60);
+        assert!(s.is_empty());
     }
 
     #[test]

@@ -23,11 +23,40 @@ const MAX_REMEMBERED_LOST: usize = 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct SentPacket {
     pub(crate) time: Instant,
-    pub(crate) stream: Vec<Range<u64>>,
+    pub(crate) stream: StreamRanges,
     pub(crate) ping: bool,
     pub(crate) close: bool,
     /// False once declared lost (kept a while so a late ACK still frees its bytes).
     pub(crate) in_flight: bool,
+}
+
+/// The stream ranges one packet carried. Nearly every packet carries one (new bytes, or
+/// one lost range sent again): that one is kept inline, which saves an allocation per
+/// packet sent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamRanges {
+    first: Option<Range<u64>>,
+    rest: Vec<Range<u64>>,
+}
+
+impl StreamRanges {
+    /// Adds a range the packet carries.
+    pub(crate) fn push(&mut self, r: Range<u64>) {
+        match &self.first {
+            None => self.first = Some(r),
+            Some(_) => self.rest.push(r),
+        }
+    }
+
+    /// True when the packet carried no stream bytes.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The ranges, in the order they were added.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+        self.first.iter().chain(&self.rest).cloned()
+    }
 }
 
 /// The result of processing an ACK frame's ranges.
@@ -85,18 +114,17 @@ impl Recovery {
             acked.beyond_sent = !ranges.is_empty();
             return acked;
         };
-        let clipped: Vec<RangeInclusive<u64>> = ranges
+        let clipped = ranges
             .iter()
             .filter(|r| r.start() <= r.end() && *r.start() <= last_sent)
-            .map(|r| *r.start()..=(*r.end()).min(last_sent))
-            .collect();
+            .map(|r| *r.start()..=(*r.end()).min(last_sent));
         acked.beyond_sent = ranges.iter().any(|r| *r.end() > last_sent);
-        let Some(largest) = clipped.first().map(|r| *r.end()) else {
+        let Some(largest) = clipped.clone().next().map(|r| *r.end()) else {
             return acked;
         };
-        for r in &clipped {
-            let pns: Vec<u64> = self.sent.range(r.clone()).map(|(&pn, _)| pn).collect();
-            for pn in pns {
+        for r in clipped {
+            // One lookup per packet rather than a list of them: no allocation.
+            while let Some(pn) = self.sent.range(r.clone()).next().map(|(&pn, _)| pn) {
                 if let Some(p) = self.sent.remove(&pn) {
                     if p.in_flight {
                         self.in_flight = self.in_flight.saturating_sub(1);
@@ -196,7 +224,11 @@ mod tests {
     fn pkt(t: Instant, bytes: Range<u64>) -> SentPacket {
         SentPacket {
             time: t,
-            stream: vec![bytes],
+            stream: {
+                let mut s = StreamRanges::default();
+                s.push(bytes);
+                s
+            },
             ping: false,
             close: false,
             in_flight: true,

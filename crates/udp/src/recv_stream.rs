@@ -5,13 +5,25 @@
 //! harmless: a byte is stored once at its offset, bytes already held are ignored, and
 //! lines are cut from the contiguous prefix only. The window (how far past the consumed
 //! point the peer may send) bounds memory when the application reads slowly.
+//!
+//! The bytes live in one contiguous buffer: a chunk is stored with one copy, and a
+//! line is copied out into a `Bytes` of its own. Lines could instead be split off the
+//! buffer and share its allocation, but then every line still held (in a channel, say)
+//! pins its block, the buffer can never reuse its space, and a busy receiver allocates
+//! and faults in fresh blocks all the time; a small copy per line is cheaper than that,
+//! and the buffer is reused in place.
 
-use std::collections::VecDeque;
-
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::ranges::RangeSet;
 use crate::send_stream::LINE_PREFIX_LEN;
+
+/// Capacity the buffer keeps once everything in it was read; a larger one is given
+/// back, so that a session that once had a burst does not keep its peak. A busy
+/// receiver empties its buffer after every burst (about 64 KiB with GRO), so below
+/// that it would allocate and fault in a fresh buffer each time. While the buffer is
+/// in use, the space of the lines read is reused in place.
+const KEEP_WHEN_EMPTY: usize = 128 * 1024;
 
 /// The peer sent beyond the flow-control window it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,20 +35,26 @@ pub(crate) struct RecvStream {
     /// Offset consumed by the application: `buf[0]` is the byte at this offset.
     base: u64,
     /// Bytes from `base` to the highest received offset (holes are zero until filled).
-    buf: VecDeque<u8>,
-    /// Which offsets at or above `base` have been received.
+    buf: BytesMut,
+    /// Which offsets have been received. Below `base` it is trimmed once per chunk
+    /// received, not per line read: what lingers there is one range reaching up to
+    /// the contiguous end, which changes no answer.
     filled: RangeSet,
     /// How far past `base` the peer may send.
     window: u64,
+    /// Everything below this has been received: kept as chunks arrive, since it is
+    /// asked for every line read.
+    contiguous: u64,
 }
 
 impl RecvStream {
     pub(crate) fn new(window: u64) -> RecvStream {
         RecvStream {
             base: 0,
-            buf: VecDeque::new(),
+            buf: BytesMut::new(),
             filled: RangeSet::new(),
             window,
+            contiguous: 0,
         }
     }
 
@@ -47,10 +65,7 @@ impl RecvStream {
 
     /// Everything below this offset has been received (the cumulative ack).
     pub(crate) fn contiguous_end(&self) -> u64 {
-        match self.filled.first() {
-            Some(r) if r.start <= self.base => r.end,
-            _ => self.base,
-        }
+        self.contiguous
     }
 
     /// The window size.
@@ -76,25 +91,79 @@ impl RecvStream {
             return Ok(0);
         }
         let mut added = 0;
-        for gap in self.filled.gaps_within(start..end) {
-            let need = usize::try_from(gap.end - self.base).unwrap_or(usize::MAX);
-            if self.buf.len() < need {
-                self.buf.resize(need, 0);
-            }
+        // Bytes past everything held (the usual case: in order) are one gap: no need
+        // to look for the gaps.
+        let past_end = start >= self.base + self.buf.len() as u64;
+        let searched = (!past_end).then(|| self.filled.gaps_within(start..end));
+        let gaps = searched
+            .into_iter()
+            .flatten()
+            .chain(past_end.then_some(start..end));
+        for gap in gaps {
             let src_from = usize::try_from(gap.start - offset).unwrap_or(usize::MAX);
             let src_to = usize::try_from(gap.end - offset).unwrap_or(usize::MAX);
             let dst_from = usize::try_from(gap.start - self.base).unwrap_or(usize::MAX);
-            if let Some(src) = data.get(src_from..src_to) {
-                for (i, b) in src.iter().enumerate() {
-                    if let Some(slot) = self.buf.get_mut(dst_from + i) {
-                        *slot = *b;
-                    }
-                }
-                added += src.len();
+            let Some(src) = data.get(src_from..src_to) else {
+                continue;
+            };
+            if dst_from >= self.buf.len() {
+                // Past the end (the usual case: bytes in order): append, with zeros
+                // for a hole before it, if any, until its bytes come.
+                self.buf.resize(dst_from, 0);
+                self.buf.extend_from_slice(src);
+            } else if let Some(dst) = self.buf.get_mut(dst_from..dst_from + src.len()) {
+                // A hole filled: the gap ends where bytes already received begin.
+                dst.copy_from_slice(src);
+            } else {
+                continue;
             }
+            added += src.len();
         }
+        self.filled.remove_below(self.base);
         self.filled.insert(start..end);
+        if let Some(r) = self.filled.first().filter(|r| r.start <= self.base) {
+            self.contiguous = r.end;
+        }
         Ok(added)
+    }
+
+    /// Up to `max` complete lines, in order, each exactly once, appended to `out`;
+    /// returns how many. They are copied out together, into one allocation that
+    /// each line is a slice of.
+    pub(crate) fn poll_lines(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
+        let avail = usize::try_from(self.contiguous_end() - self.base).unwrap_or(usize::MAX);
+        let avail = avail.min(self.buf.len());
+        // Where each line lies in the buffer, as (start, end) past its prefix.
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while spans.len() < max && at + LINE_PREFIX_LEN <= avail {
+            let len = match self.buf.get(at..at + LINE_PREFIX_LEN) {
+                Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+                _ => break,
+            };
+            if at + LINE_PREFIX_LEN + len > avail {
+                break;
+            }
+            spans.push((at + LINE_PREFIX_LEN, at + LINE_PREFIX_LEN + len));
+            at += LINE_PREFIX_LEN + len;
+        }
+        if spans.is_empty() {
+            return 0;
+        }
+        let block = Bytes::copy_from_slice(self.buf.get(..at).unwrap_or_default());
+        out.extend(spans.iter().map(|&(from, to)| block.slice(from..to)));
+        self.consumed(at);
+        spans.len()
+    }
+
+    /// The first `n` bytes of the buffer were read.
+    fn consumed(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.base += n as u64;
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_WHEN_EMPTY {
+            // Everything was read: an idle session keeps no large buffer.
+            self.buf = BytesMut::new();
+        }
     }
 
     /// The next complete line, in order, exactly once.
@@ -104,15 +173,13 @@ impl RecvStream {
         if avail < LINE_PREFIX_LEN {
             return None;
         }
-        let len = usize::from(u16::from_be_bytes([*self.buf.front()?, *self.buf.get(1)?]));
+        let len = usize::from(u16::from_be_bytes([*self.buf.first()?, *self.buf.get(1)?]));
         if avail < LINE_PREFIX_LEN + len {
             return None;
         }
-        self.buf.drain(..LINE_PREFIX_LEN);
-        let line: Vec<u8> = self.buf.drain(..len).collect();
-        self.base += (LINE_PREFIX_LEN + len) as u64;
-        self.filled.remove(0..self.base);
-        Some(Bytes::from(line))
+        let line = Bytes::copy_from_slice(self.buf.get(LINE_PREFIX_LEN..LINE_PREFIX_LEN + len)?);
+        self.consumed(LINE_PREFIX_LEN + len);
+        Some(line)
     }
 }
 
@@ -147,6 +214,21 @@ mod tests {
         assert_eq!(r.poll_line().unwrap(), &b"two"[..]);
         assert_eq!(r.poll_line().unwrap(), &b"three"[..]);
         assert!(r.poll_line().is_none());
+    }
+
+    #[test]
+    fn lines_taken_in_bulk_are_the_same_lines_in_the_same_order() {
+        let bytes = framed(&[b"one", b"", b"three", b"four"]);
+        let mut r = RecvStream::new(1000);
+        r.on_data(0, &bytes[..bytes.len() - 2]).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(r.poll_lines(2, &mut out), 2);
+        assert_eq!(r.poll_lines(10, &mut out), 1, "the last line is incomplete");
+        assert_eq!(out, vec![&b"one"[..], &b""[..], &b"three"[..]]);
+        r.on_data(bytes.len() as u64 - 2, &bytes[bytes.len() - 2..])
+            .unwrap();
+        assert_eq!(r.poll_line().unwrap(), &b"four"[..]);
+        assert_eq!(r.poll_lines(10, &mut out), 0);
     }
 
     #[test]

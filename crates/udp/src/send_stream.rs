@@ -94,8 +94,9 @@ impl SendStream {
         if self.buf.len() + LINE_PREFIX_LEN + line.len() > self.capacity {
             return Err(SendError::Full);
         }
-        self.buf.extend(len.to_be_bytes());
-        self.buf.extend(line.iter().copied());
+        // By reference: VecDeque copies a slice with memcpy, not byte by byte.
+        self.buf.extend(&len.to_be_bytes());
+        self.buf.extend(line);
         Ok(())
     }
 
@@ -136,8 +137,9 @@ impl SendStream {
     }
 
     /// The next chunk to send, at most `max_len` bytes: lost bytes first, then new bytes
-    /// below `limit`. Marks the chunk as sent.
-    pub(crate) fn next_chunk(&mut self, max_len: usize, limit: u64) -> Option<(u64, Vec<u8>)> {
+    /// below `limit`. Marks the chunk as sent and returns its offsets; its bytes are
+    /// copied into the packet with [`SendStream::write_range`].
+    pub(crate) fn next_chunk(&mut self, max_len: usize, limit: u64) -> Option<Range<u64>> {
         if max_len == 0 {
             return None;
         }
@@ -149,24 +151,33 @@ impl SendStream {
             }
             let end = r.end.min(start + max_len as u64);
             self.lost.remove(start..end);
-            return Some((start, self.bytes(start..end)));
+            return Some(start..end);
         }
         let stop = self.end().min(limit);
         if self.next_new < stop {
             let start = self.next_new;
             let end = stop.min(start + max_len as u64);
             self.next_new = end;
-            return Some((start, self.bytes(start..end)));
+            return Some(start..end);
         }
         None
     }
 
-    fn bytes(&self, r: Range<u64>) -> Vec<u8> {
+    /// Appends the buffered bytes of `r` (as returned by [`SendStream::next_chunk`]) to
+    /// `out`: one or two `memcpy`s, straight into the packet being built.
+    pub(crate) fn write_range(&self, r: Range<u64>, out: &mut Vec<u8>) {
         let from = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let to = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX);
         let to = to.min(self.buf.len());
         let from = from.min(to);
-        self.buf.range(from..to).copied().collect()
+        let (front, back) = self.buf.as_slices();
+        let split = front.len();
+        if from < split {
+            out.extend_from_slice(&front[from..to.min(split)]);
+        }
+        if to > split {
+            out.extend_from_slice(&back[from.max(split) - split..to - split]);
+        }
     }
 
     /// Marks `r` selectively acknowledged (its packet was acknowledged): it will not be
@@ -193,8 +204,8 @@ impl SendStream {
             .min(self.buf.len());
         self.buf.drain(..n);
         self.base += n as u64;
-        self.acked.remove(0..self.base);
-        self.lost.remove(0..self.base);
+        self.acked.remove_below(self.base);
+        self.lost.remove_below(self.base);
     }
 
     /// `r` was sent in a packet now declared lost: queue what of it is unacknowledged.
@@ -219,15 +230,36 @@ impl SendStream {
 mod tests {
     use super::*;
 
+    /// The next chunk's offset and bytes.
+    fn chunk(s: &mut SendStream, max_len: usize, limit: u64) -> Option<(u64, Vec<u8>)> {
+        let r = s.next_chunk(max_len, limit)?;
+        let mut data = Vec::new();
+        s.write_range(r.clone(), &mut data);
+        Some((r.start, data))
+    }
+
+    #[test]
+    fn a_chunk_is_copied_whole_when_the_buffer_wraps() {
+        let mut s = SendStream::new(16);
+        s.push_line(&[1; 8]).unwrap(); // 0..10
+        assert_eq!(chunk(&mut s, 100, u64::MAX).unwrap().1.len(), 10);
+        s.ack_below(10);
+        s.push_line(&[2; 12]).unwrap(); // 10..24: wraps around the ring
+        let (o, d) = chunk(&mut s, 100, u64::MAX).unwrap();
+        let mut want = vec![0, 12];
+        want.extend_from_slice(&[2; 12]);
+        assert_eq!((o, d), (10, want));
+    }
+
     #[test]
     fn lines_are_length_prefixed_and_sent_in_chunks() {
         let mut s = SendStream::new(1000);
         s.push_line(b"hello").unwrap();
         s.push_line(b"").unwrap();
         assert_eq!(s.end(), 9);
-        let (o, d) = s.next_chunk(4, u64::MAX).unwrap();
+        let (o, d) = chunk(&mut s, 4, u64::MAX).unwrap();
         assert_eq!((o, d.as_slice()), (0, &b"\x00\x05he"[..]));
-        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        let (o, d) = chunk(&mut s, 100, u64::MAX).unwrap();
         assert_eq!((o, d.as_slice()), (4, &b"llo\x00\x00"[..]));
         assert!(s.next_chunk(100, u64::MAX).is_none());
     }
@@ -240,13 +272,13 @@ mod tests {
         s.next_chunk(10, u64::MAX).unwrap(); // 10..20
         s.on_acked(10..20);
         s.on_lost(0..20);
-        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        let (o, d) = chunk(&mut s, 100, u64::MAX).unwrap();
         assert_eq!(
             (o, d.len()),
             (0, 10),
             "selectively acknowledged bytes are not resent"
         );
-        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        let (o, d) = chunk(&mut s, 100, u64::MAX).unwrap();
         assert_eq!((o, d.len()), (20, 2));
         s.on_acked(0..10);
         assert_eq!(s.buffered(), 22, "only the cumulative ack frees the buffer");
@@ -265,7 +297,7 @@ mod tests {
         assert!(s.has_unacked_sent());
         assert!(!s.has_sendable(u64::MAX));
         s.renege();
-        let (o, d) = s.next_chunk(100, u64::MAX).unwrap();
+        let (o, d) = chunk(&mut s, 100, u64::MAX).unwrap();
         assert_eq!((o, d.len()), (0, 32));
     }
 
@@ -273,7 +305,7 @@ mod tests {
     fn flow_control_limits_new_data_but_not_retransmissions() {
         let mut s = SendStream::new(1000);
         s.push_line(&[0; 100]).unwrap();
-        let (_, d) = s.next_chunk(1000, 50).unwrap();
+        let (_, d) = chunk(&mut s, 1000, 50).unwrap();
         assert_eq!(d.len(), 50);
         assert!(s.next_chunk(1000, 50).is_none());
         assert!(s.blocked_by_flow_control(50));

@@ -34,14 +34,13 @@ use crate::amplification::Budget;
 use crate::config::{Config, INITIAL_MAX_OFFSET};
 use crate::congestion::Window;
 use crate::cookie::{constant_time_eq, Cookie, Cookies, Purpose, RESET_TOKEN_LEN};
-use crate::recovery::{Recovery, SentPacket};
+use crate::recovery::{Recovery, SentPacket, StreamRanges};
 use crate::recv_stream::RecvStream;
 use crate::rtt::{RttEstimator, GRANULARITY};
 use crate::send_stream::{SendError, SendStream};
 use crate::stats::Stats;
 use crate::wire::{
-    self, encode_data, AckFrame, Frame, Packet, DATA_HEADER_LEN, MAX_DATAGRAM_SIZE,
-    STREAM_FRAME_OVERHEAD, VERSION,
+    self, AckFrame, Frame, Packet, MAX_DATAGRAM_SIZE, STREAM_FRAME_OVERHEAD, VERSION,
 };
 
 /// Which end of the session this is.
@@ -369,6 +368,20 @@ impl Session {
             self.window_update_pending = true;
         }
         Some(line)
+    }
+
+    /// Up to `max` lines received, in order, appended to `out`; how many. The same as
+    /// calling [`Session::poll_line`] that often, but the lines share one allocation
+    /// (each is a slice of it): for a reader that takes lines in bulk.
+    pub fn poll_lines(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
+        let n = self.recv.poll_lines(max, out);
+        if n > 0 {
+            self.stats.lines_received += n as u64;
+            if self.recv.max_offset() >= self.last_advertised_max + self.recv.window() / 2 {
+                self.window_update_pending = true;
+            }
+        }
+        n
     }
 
     /// The next event.
@@ -700,8 +713,8 @@ impl Session {
             if p.in_flight {
                 self.window.on_ack(p.time);
             }
-            for r in &p.stream {
-                self.send.on_acked(r.clone());
+            for r in p.stream.iter() {
+                self.send.on_acked(r);
             }
         }
         let delay = Duration::from_micros(u64::from(ack.ack_delay_micros));
@@ -742,8 +755,8 @@ impl Session {
     /// Puts what a lost packet carried back in the queue.
     fn requeue(&mut self, p: &SentPacket) {
         self.stats.packets_lost += 1;
-        for r in &p.stream {
-            self.send.on_lost(r.clone());
+        for r in p.stream.iter() {
+            self.send.on_lost(r);
         }
         if matches!(self.state, State::Established | State::Closing) {
             // A lost PING matters only if the peer has not been heard from since it was
@@ -936,21 +949,48 @@ impl Session {
     /// The next datagram to send, if any. Call until it returns `None` after every
     /// input; each datagram goes to [`Transmit::to`].
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let t = self.next_transmit(now);
-        if let Some(t) = &t {
-            self.stats.datagrams_sent += 1;
-            self.stats.bytes_sent += t.datagram.len() as u64;
-        }
-        self.update_rto_timer(now);
-        t
+        let mut datagram = Vec::new();
+        let to = self.poll_transmit_into(now, &mut datagram)?;
+        Some(Transmit { to, datagram })
     }
 
-    fn next_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        match self.state {
-            State::Closed => return None,
-            State::Connecting => return self.initial(now),
-            _ => {}
+    /// Like [`Session::poll_transmit`], but appends the datagram to `out` and returns
+    /// where it goes. A sender that batches (GSO: equal-sized datagrams to one
+    /// address, back to back in one buffer) builds its batch in place this way, with
+    /// no buffer per datagram and no copy to join them.
+    pub fn poll_transmit_into(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
+        let start = out.len();
+        let to = self.next_transmit(now, out);
+        if to.is_some() {
+            self.stats.datagrams_sent += 1;
+            self.stats.bytes_sent += (out.len() - start) as u64;
+        } else {
+            out.truncate(start);
         }
+        self.update_rto_timer(now);
+        to
+    }
+
+    fn next_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
+        let t = match self.state {
+            State::Closed => return None,
+            State::Connecting => self.initial(now),
+            _ => self.control_packet(now),
+        };
+        if let Some(t) = t {
+            out.extend_from_slice(&t.datagram);
+            return Some(t.to);
+        }
+        if self.state == State::Connecting {
+            return None;
+        }
+        let session_id = self.session_id?;
+        self.data_packet(now, session_id, out)
+    }
+
+    /// The next datagram that is not a Data packet (Accept, PathChallenge,
+    /// PathResponse), if one is due: rare, so each has a buffer of its own.
+    fn control_packet(&mut self, now: Instant) -> Option<Transmit> {
         let session_id = self.session_id?;
         if std::mem::take(&mut self.accept_pending) {
             if let Some(reset_token) = self.reset_token {
@@ -978,7 +1018,7 @@ impl Session {
             };
             return Some(self.transmit(self.remote, p.to_vec()));
         }
-        self.data_packet(now, session_id)
+        None
     }
 
     fn transmit(&self, to: SocketAddr, datagram: Vec<u8>) -> Transmit {
@@ -1027,7 +1067,13 @@ impl Session {
         })
     }
 
-    fn data_packet(&mut self, now: Instant, session_id: u64) -> Option<Transmit> {
+    /// Appends the next Data packet to `out`, if one is due.
+    fn data_packet(
+        &mut self,
+        now: Instant,
+        session_id: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<SocketAddr> {
         let open = matches!(self.state, State::Established | State::Closing);
         if std::mem::take(&mut self.window_update_pending) {
             self.acks.request_immediate(now);
@@ -1044,34 +1090,44 @@ impl Session {
             return None;
         }
 
-        // Frames go into `buf`; the header is put around them at the end.
-        let limit = MAX_DATAGRAM_SIZE - DATA_HEADER_LEN;
-        let mut buf = Vec::with_capacity(limit);
+        // The packet is built in place: header first, its length filled in at the end.
         let pn = self.next_pn;
+        let start = out.len();
+        out.reserve(MAX_DATAGRAM_SIZE);
+        let buf = out;
+        wire::begin_data(buf, session_id, pn);
+        let limit = start + MAX_DATAGRAM_SIZE;
+        // An ACK rides along only when it says something new: a packet arrived since
+        // the last one, or the receive window moved. Repeating the same ACK in every
+        // packet of a window cost both ends a frame to build, parse and process per
+        // packet; a lost ACK is made good by the retransmission it causes, whose
+        // duplicate is acknowledged at once.
         let mut wrote_ack = false;
-        if open && self.acks.has_received() {
+        let ack_news =
+            ack_due || self.acks.has_news() || self.recv.max_offset() != self.last_advertised_max;
+        if open && self.acks.has_received() && ack_news {
             let max_offset = self.recv.max_offset();
             let frame = self.acks.frame(now, self.recv.contiguous_end(), max_offset);
-            Frame::Ack(frame).encode(&mut buf);
+            Frame::Ack(frame).encode(buf);
             self.acks.on_ack_sent();
             self.last_advertised_max = max_offset;
             wrote_ack = true;
         }
         let mut wrote_close_ack = false;
         if std::mem::take(&mut self.close_ack_pending) {
-            Frame::CloseAck.encode(&mut buf);
+            Frame::CloseAck.encode(buf);
             wrote_close_ack = true;
         }
         let mut sent = SentPacket {
             time: now,
-            stream: Vec::new(),
+            stream: StreamRanges::default(),
             ping: false,
             close: false,
             in_flight: true,
         };
         if want_eliciting {
             if std::mem::take(&mut self.ping_pending) {
-                Frame::Ping.encode(&mut buf);
+                Frame::Ping.encode(buf);
                 sent.ping = true;
             }
             let retransmit_floor = self.send_floor_hint();
@@ -1079,18 +1135,17 @@ impl Session {
                 if room == 0 {
                     break;
                 }
-                let Some((offset, data)) = self.send.next_chunk(room, self.peer_max_offset) else {
+                let Some(chunk) = self.send.next_chunk(room, self.peer_max_offset) else {
                     break;
                 };
-                if offset < retransmit_floor {
-                    self.stats.bytes_retransmitted += data.len() as u64;
+                let len = chunk.end - chunk.start;
+                if chunk.start < retransmit_floor {
+                    self.stats.bytes_retransmitted += len;
                 }
-                Frame::Stream {
-                    offset,
-                    data: &data,
-                }
-                .encode(&mut buf);
-                sent.stream.push(offset..offset + data.len() as u64);
+                // `room` is below the datagram size, so the length fits a u16.
+                wire::encode_stream_head(buf, chunk.start, len as u16);
+                self.send.write_range(chunk.clone(), buf);
+                sent.stream.push(chunk);
             }
             let close_len = 1 + 1 + 8;
             if self.state == State::Closing
@@ -1102,7 +1157,7 @@ impl Session {
                     code: 0,
                     final_offset: self.send.end(),
                 }
-                .encode(&mut buf);
+                .encode(buf);
                 sent.close = true;
                 self.close_pending = false;
                 self.close_sent = true;
@@ -1110,6 +1165,7 @@ impl Session {
         }
         let eliciting = sent.ping || sent.close || !sent.stream.is_empty();
         if !eliciting && !wrote_ack && !wrote_close_ack {
+            buf.truncate(start);
             return None;
         }
         if eliciting {
@@ -1119,9 +1175,8 @@ impl Session {
             }
         }
         self.next_pn += 1;
-        let mut datagram = Vec::with_capacity(DATA_HEADER_LEN + buf.len());
-        encode_data(&mut datagram, session_id, pn, &buf);
-        Some(self.transmit(self.remote, datagram))
+        wire::finish_data(buf, start);
+        Some(self.remote)
     }
 
     /// Offsets below this have been sent before, so sending them again is a

@@ -584,6 +584,36 @@ pub fn encode_data(out: &mut Vec<u8>, session_id: u64, packet_number: u64, paylo
     out.extend_from_slice(payload);
 }
 
+/// Starts a Data packet at the end of `out`: its header, with the payload length left
+/// for [`finish_data`]. The frames are then appended right after it, so a packet is
+/// built in place, with no copy of its payload.
+pub fn begin_data(out: &mut Vec<u8>, session_id: u64, packet_number: u64) {
+    out.push(PacketType::Data as u8);
+    out.extend_from_slice(&session_id.to_be_bytes());
+    out.extend_from_slice(&packet_number.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// Writes the payload length of the packet begun with [`begin_data`] at `start` in
+/// `out`: everything after its header, cut to 65535 bytes.
+pub fn finish_data(out: &mut Vec<u8>, start: usize) {
+    let payload_at = start + DATA_HEADER_LEN;
+    out.truncate(payload_at + usize::from(u16::MAX));
+    let payload_len = out.len().saturating_sub(payload_at) as u16;
+    if let Some(len) = out.get_mut(payload_at - 2..payload_at) {
+        len.copy_from_slice(&payload_len.to_be_bytes());
+    }
+}
+
+/// Appends the head of a STREAM frame carrying `len` bytes at `offset`; exactly `len`
+/// bytes of stream data must follow. The same bytes as [`Frame::Stream`] encodes, for
+/// a sender that copies the data straight from its buffer.
+pub fn encode_stream_head(out: &mut Vec<u8>, offset: u64, len: u16) {
+    out.push(frame_type::STREAM);
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
+}
+
 impl Frame<'_> {
     /// Appends the encoded frame to `out` (see [`Packet::encode`] for the limits).
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -602,9 +632,7 @@ impl Frame<'_> {
             }
             Frame::Stream { offset, data } => {
                 let data = data.get(..usize::from(u16::MAX)).unwrap_or(data);
-                out.push(frame_type::STREAM);
-                out.extend_from_slice(&offset.to_be_bytes());
-                out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                encode_stream_head(out, *offset, data.len() as u16);
                 out.extend_from_slice(data);
             }
             Frame::Ping => out.push(frame_type::PING),

@@ -4,7 +4,10 @@
 //! without contention, and the hub's queues wake it (see
 //! [`QueueWaker`](crate::send_queue::QueueWaker)) rather than a writer task per peer.
 //! It waits on four things: the socket, a queue wake, the earliest session timer, and
-//! shutdown. After each, it sends everything queued in one batch.
+//! shutdown. After each, it sends everything queued in one batch. A batch of
+//! datagrams is fed to the sessions first and each session is run once after it, so
+//! that a burst of ACKs from one client costs one pass over its queue and window.
+//! Reliable senders are slowed while receivers catch up (see [`InputGate`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -18,9 +21,10 @@ use natter_udp::{pack_lines, Config, Cookies, Incoming, Listener, Route, Stats};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
+use super::input_gate::InputGate;
 use super::plain::{Parsed, PlainMode, Registered, Stranger};
 use super::reliable::{quit_reason, ReliableConn};
-use super::socket::{BatchSocket, Datagram, RecvBatch};
+use super::socket::{BatchSocket, Datagram, RecvBatch, Spare};
 use super::UdpStats;
 use crate::conn_limit::{ConnectionPermit, Refusal};
 use crate::event::Event;
@@ -71,6 +75,13 @@ struct Conn {
     local: Option<IpAddr>,
     /// When the peer last sent a datagram.
     last_heard: Instant,
+    /// Reliable: since when its send buffer is full with lines still in the hub's
+    /// queue (see [`InputGate`]).
+    behind_since: Option<Instant>,
+    /// Reliable: lines it sent are held back by the [`InputGate`].
+    held: bool,
+    /// Reliable: datagrams arrived in this batch; run it once the batch is read.
+    dirty: bool,
     _permit: ConnectionPermit,
 }
 
@@ -99,6 +110,7 @@ pub(crate) struct UdpEndpoint {
     io: BatchSocket,
     batch: RecvBatch,
     outbox: Vec<Datagram>,
+    spare: Spare,
     listener: Listener,
     plain: PlainMode,
     session_config: Config,
@@ -108,6 +120,9 @@ pub(crate) struct UdpEndpoint {
     by_addr: HashMap<SocketAddr, ClientId>,
     by_session: HashMap<u64, ClientId>,
     timers: BTreeSet<(Instant, ClientId)>,
+    gate: InputGate,
+    /// Sessions that received datagrams in the batch being read.
+    dirty: Vec<ClientId>,
     wake_tx: mpsc::UnboundedSender<ClientId>,
     wakes: mpsc::UnboundedReceiver<ClientId>,
     stats: UdpStats,
@@ -132,6 +147,7 @@ impl UdpEndpoint {
             io,
             batch: RecvBatch::default(),
             outbox: Vec::new(),
+            spare: Spare::default(),
             listener: Listener::new(cookies.clone()),
             plain: PlainMode::new(cookies, server_name),
             session_config: Config::default(),
@@ -141,6 +157,8 @@ impl UdpEndpoint {
             by_addr: HashMap::new(),
             by_session: HashMap::new(),
             timers: BTreeSet::new(),
+            gate: InputGate::default(),
+            dirty: Vec::new(),
             wake_tx,
             wakes,
             stats: UdpStats::default(),
@@ -157,7 +175,11 @@ impl UdpEndpoint {
             let timer = self
                 .timers
                 .first()
-                .map(|(t, _)| tokio::time::Instant::from_std(*t));
+                .map(|(t, _)| *t)
+                .into_iter()
+                .chain(self.gate.recheck_at(Instant::now()))
+                .min()
+                .map(tokio::time::Instant::from_std);
             // Unbiased: under load, datagrams, queue wakes and timers all get turns.
             let woke = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop), if grace_over.is_none() => Woke::Shutdown,
@@ -187,6 +209,7 @@ impl UdpEndpoint {
                 }
                 Woke::Timer => self.on_timers(now).await,
             }
+            self.release_held(now).await;
             self.flush().await;
             if self.closing && self.conns.is_empty() {
                 break;
@@ -205,6 +228,12 @@ impl UdpEndpoint {
             Ok(_) => {
                 for (from, local, data) in batch.datagrams() {
                     self.on_datagram(now, from, local, data).await;
+                }
+                for id in std::mem::take(&mut self.dirty) {
+                    if let Some(conn) = self.conns.get_mut(&id) {
+                        conn.dirty = false;
+                        self.pump_reliable(id, now).await;
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -442,7 +471,10 @@ impl UdpEndpoint {
         if from == r.session.remote() {
             conn.local = local;
         }
-        self.pump_reliable(id, now).await;
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
     }
 
     /// Registers a new session with the hub. `None` if the hub is gone (shutting down).
@@ -472,6 +504,9 @@ impl UdpEndpoint {
             hub_gone: false,
             local,
             last_heard: now,
+            behind_since: None,
+            held: false,
+            dirty: false,
             _permit: permit,
         };
         let info = ClientInfo {
@@ -608,8 +643,11 @@ impl UdpEndpoint {
         if r.feed(&mut conn.outgoing) {
             conn.hub_gone = true;
         }
-        // The client's lines, one at a time through flood control: while the bucket
-        // is empty they stay in the session, whose receive window then closes.
+        self.gate
+            .set_behind(id, &mut conn.behind_since, r.is_backlogged(), now);
+        // The client's lines, one at a time through flood control and the input gate:
+        // while either holds them they stay in the session, whose receive window then
+        // closes.
         conn.hold_until = None;
         let mut all_read = false;
         loop {
@@ -627,6 +665,11 @@ impl UdpEndpoint {
                         break;
                     }
                 }
+            }
+            let hub_backlog = self.events.max_capacity() - self.events.capacity();
+            if !self.gate.is_open(now, hub_backlog) {
+                self.gate.hold(id, &mut conn.held);
+                break;
             }
             if let Some(wait) = conn.bucket.as_mut().and_then(|b| b.admit(now)) {
                 conn.hold_until = Some(now + wait);
@@ -664,17 +707,36 @@ impl UdpEndpoint {
                 .send(Event::Disconnected(id, quit_reason(reason)))
                 .await;
         }
-        while let Some(t) = r.session.poll_transmit(now) {
-            self.outbox.push(Datagram {
-                to: t.to,
-                from: conn.local,
-                data: t.datagram,
+        let session = &mut r.session;
+        self.io
+            .gather(conn.local, &mut self.outbox, &mut self.spare, |buf| {
+                session.poll_transmit_into(now, buf)
             });
-        }
         if r.session.is_drained() && all_read {
             self.remove(id, "Connection closed").await;
         } else {
             self.reschedule(id);
+        }
+    }
+
+    /// Gives the sessions whose lines the input gate held back their turn, oldest
+    /// first, while the gate is open.
+    async fn release_held(&mut self, now: Instant) {
+        // One turn each for the sessions held now: one may be held again at once.
+        let mut turns = self.gate.held_count();
+        while turns > 0 {
+            turns -= 1;
+            let hub_backlog = self.events.max_capacity() - self.events.capacity();
+            if !self.gate.is_open(now, hub_backlog) {
+                return;
+            }
+            let Some(id) = self.gate.next_held() else {
+                return;
+            };
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.held = false;
+                self.pump_reliable(id, now).await;
+            }
         }
     }
 
@@ -731,17 +793,22 @@ impl UdpEndpoint {
     // ----- output -----
 
     fn send(&mut self, to: SocketAddr, from: Option<IpAddr>, data: Vec<u8>) {
-        self.outbox.push(Datagram { to, from, data });
+        self.outbox.push(Datagram::single(to, from, data));
     }
 
     /// Publishes the counters, then sends what is queued: a peer that has its answer
     /// can already read counters that include whatever caused it.
     async fn flush(&mut self) {
-        self.stats.datagrams_sent += self.outbox.len() as u64;
+        self.stats.datagrams_sent += self
+            .outbox
+            .iter()
+            .map(|d| d.segment.map_or(1, |s| d.data.len().div_ceil(s.max(1))) as u64)
+            .sum::<u64>();
         self.stats.bytes_sent += self.outbox.iter().map(|d| d.data.len() as u64).sum::<u64>();
         self.publish();
         if !self.outbox.is_empty() {
-            self.io.send_all(&mut self.outbox).await;
+            self.io.send_all(&self.outbox).await;
+            self.spare.recycle(&mut self.outbox);
         }
     }
 
@@ -754,6 +821,9 @@ impl UdpEndpoint {
         if let Some(at) = conn.timer {
             self.timers.remove(&(at, id));
         }
+        let mut behind_since = conn.behind_since;
+        self.gate
+            .set_behind(id, &mut behind_since, false, conn.last_heard);
         match &conn.kind {
             Kind::Plain { peer, .. } => {
                 self.by_addr.remove(peer);

@@ -10,6 +10,7 @@
 //! (plain mode's `PING` token, reliable mode's Retry cookie).
 
 mod endpoint;
+mod input_gate;
 mod plain;
 mod reliable;
 mod socket;

@@ -6,10 +6,11 @@
 //! client that does not acknowledge makes the hub's bounded queue fill up and the hub
 //! drop it with `SendQ exceeded`, exactly as a TCP client that stops reading.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 use natter_proto::{Message, ParseError};
 use natter_udp::{CloseReason, SendError, Session};
-use tokio::sync::mpsc::error::TryRecvError;
 
 use super::plain::Parsed;
 use crate::send_queue::Outgoing;
@@ -18,10 +19,10 @@ use crate::send_queue::Outgoing;
 #[derive(Debug)]
 pub(crate) struct ReliableConn {
     pub(crate) session: Session,
-    /// A line taken from the hub's queue that the session had no room for: it goes
-    /// first once the client acknowledges. Its bytes still count against the queue's
-    /// budget until then.
-    pending: Option<Bytes>,
+    /// Lines taken from the hub's queue (all it had, under one lock) that the session
+    /// has not taken yet: they go first once the client acknowledges. Their bytes
+    /// still count against the queue's budget until then.
+    waiting: VecDeque<Bytes>,
     /// The hub dropped the queue: once everything is in the session, close it.
     queue_ended: bool,
     close_started: bool,
@@ -34,7 +35,7 @@ impl ReliableConn {
     pub(crate) fn new(session: Session) -> ReliableConn {
         ReliableConn {
             session,
-            pending: None,
+            waiting: VecDeque::new(),
             queue_ended: false,
             close_started: false,
             closed: None,
@@ -46,34 +47,50 @@ impl ReliableConn {
     /// client) and every line is in, starts an orderly close. Returns whether the
     /// queue has ended.
     pub(crate) fn feed(&mut self, outgoing: &mut Outgoing) -> bool {
+        // Bytes the session took since the queue was last told: freed in the queue's
+        // budget with the next take, or at the end, one lock for many lines.
+        let mut written = 0;
         loop {
-            let line = match self.pending.take() {
-                Some(line) => line,
-                None => match outgoing.lines.try_recv() {
-                    Ok(line) => line,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        self.queue_ended = true;
-                        break;
-                    }
-                },
-            };
-            match self.session.send_line(strip_line_end(&line)) {
-                Ok(()) => outgoing.written(line.len()),
-                Err(SendError::Full) => {
-                    self.pending = Some(line);
+            if self.waiting.is_empty() {
+                if self.queue_ended {
                     break;
                 }
+                let open = outgoing.take(&mut self.waiting, written);
+                written = 0;
+                if !open {
+                    self.queue_ended = true;
+                }
+                if self.waiting.is_empty() {
+                    break;
+                }
+            }
+            let Some(line) = self.waiting.front() else {
+                break;
+            };
+            match self.session.send_line(strip_line_end(line)) {
+                Ok(()) => {}
+                Err(SendError::Full) => break,
                 // Closing or closed (the client left), or a line no frame can hold:
                 // nobody will read it.
-                Err(SendError::NotOpen | SendError::TooLong) => outgoing.written(line.len()),
+                Err(SendError::NotOpen | SendError::TooLong) => {}
             }
+            written += line.len();
+            self.waiting.pop_front();
         }
-        if self.queue_ended && self.pending.is_none() && !self.close_started {
+        if written > 0 {
+            outgoing.written(written);
+        }
+        if self.queue_ended && self.waiting.is_empty() && !self.close_started {
             self.close_started = true;
             self.session.close();
         }
         self.queue_ended
+    }
+
+    /// True while lines from the hub's queue wait for room in the session's send
+    /// buffer: the client has not acknowledged enough to take what the hub has for it.
+    pub(crate) fn is_backlogged(&self) -> bool {
+        !self.waiting.is_empty()
     }
 
     /// The next line the client sent, parsed; `None` when there is none yet. Empty
