@@ -393,16 +393,15 @@ impl BatchWriter<'_> {
                 }
             }
             Write::Account(a) => {
-                tx.prepare_cached(
-                "INSERT OR REPLACE INTO accounts (name, display_name, password_hash, created_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                a.name,
-                a.display_name,
-                a.password_hash,
-                a.created_ms
-            ])?;
+                let sql = "INSERT OR REPLACE INTO accounts
+                           (name, display_name, password_hash, created_ms)
+                           VALUES (?1, ?2, ?3, ?4)";
+                tx.prepare_cached(sql)?.execute(params![
+                    a.name,
+                    a.display_name,
+                    a.password_hash,
+                    a.created_ms
+                ])?;
             }
             Write::DeleteAccount { name } => {
                 for sql in [
@@ -419,11 +418,11 @@ impl BatchWriter<'_> {
                 time_ms,
             } => {
                 // Markers only move forward, as draft/read-marker says.
-                tx.prepare_cached(
-                "INSERT INTO read_markers (account, target, time_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account, target) DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)",
-            )?
-            .execute(params![account, target, time_ms])?;
+                let sql = "INSERT INTO read_markers (account, target, time_ms) VALUES (?1, ?2, ?3)
+                           ON CONFLICT (account, target)
+                           DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)";
+                tx.prepare_cached(sql)?
+                    .execute(params![account, target, time_ms])?;
             }
         }
         Ok(())
