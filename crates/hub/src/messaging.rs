@@ -28,9 +28,9 @@ impl Hub {
             self.refuse(out, id, command, ERR_NOTEXTTOSEND, &["No text to send"]);
             return;
         }
-        let targets: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
-        if targets.len() > self.config.limits.max_targets {
-            let first = targets.first().copied().unwrap_or("*");
+        let targets = || targets.split(',').filter(|t| !t.is_empty());
+        if targets().count() > self.config.limits.max_targets {
+            let first = targets().next().unwrap_or("*");
             self.refuse(
                 out,
                 id,
@@ -43,7 +43,7 @@ impl Hub {
         if let Some(c) = self.clients.get_mut(&id) {
             c.last_spoke = self.now.mono;
         }
-        for target in targets {
+        for target in targets() {
             self.message_one(out, id, msg, command, target, text);
         }
     }
@@ -230,6 +230,9 @@ impl Hub {
     /// until it is kept.
     fn keep(&mut self, message: StoredMessage, offline_for: Vec<String>) {
         if let Some(reply) = &mut self.reply {
+            // A command nearly always keeps one message: room for one, not the four a
+            // first push makes room for (a `Write` is a few hundred bytes).
+            reply.writes.reserve_exact(1);
             reply.writes.push(Write::Message {
                 message,
                 offline_for,
