@@ -3,6 +3,18 @@
 use std::collections::HashMap;
 
 type Conversations = HashMap<String, i64, foldhash::fast::RandomState>;
+
+/// Conversation ids kept in memory at most. Anyone can start conversations (a new
+/// nick is a new one), so the cache is bounded: when full it starts again, and the
+/// ids are read back from the table as they are needed.
+const MAX_KNOWN_CONVERSATIONS: usize = 65_536;
+
+fn remember(known: &mut Conversations, key: &str, id: i64) {
+    if known.len() >= MAX_KNOWN_CONVERSATIONS {
+        known.clear();
+    }
+    known.insert(key.to_owned(), id);
+}
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
@@ -209,7 +221,7 @@ impl SqliteStore {
             .optional()
             .map_err(StoreError::sqlite("cannot look up a conversation"))?;
         if let Some(id) = id {
-            self.conversations.insert(key.to_owned(), id);
+            remember(&mut self.conversations, key, id);
         }
         Ok(id)
     }
@@ -339,7 +351,7 @@ fn conversation_id(
     let id = tx
         .prepare_cached("SELECT id FROM conversations WHERE key = ?1")?
         .query_row(params![key], |r| r.get(0))?;
-    known.insert(key.to_owned(), id);
+    remember(known, key, id);
     Ok(id)
 }
 
@@ -826,6 +838,45 @@ mod tests {
             }])
             .unwrap();
         assert_eq!(store.history("#room", &all).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_conversation_cache_stays_bounded_and_right() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let message = |n: i64, target: String| {
+            let seq = Seq::at(n);
+            Write::Message {
+                message: StoredMessage {
+                    seq,
+                    msgid: seq.msgid(),
+                    target,
+                    command: "PRIVMSG".into(),
+                    source: "a!b@c".into(),
+                    account: None,
+                    recipient: "x".into(),
+                    text: format!("text {n}"),
+                    client_tags: String::new(),
+                },
+                offline_for: Vec::new(),
+            }
+        };
+        let count = MAX_KNOWN_CONVERSATIONS as i64 + 10;
+        let batch: Vec<Write> = (0..count).map(|n| message(n, format!("a n{n}"))).collect();
+        store.write(&batch).unwrap();
+        assert!(store.conversations.len() <= MAX_KNOWN_CONVERSATIONS);
+        // An early conversation, forgotten by the cache, still gets its own id.
+        store.write(&[message(count, "a n3".into())]).unwrap();
+        let all = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 10,
+        };
+        let texts: Vec<String> = store
+            .history("a n3", &all)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["text 3", format!("text {count}").as_str()]);
     }
 
     #[test]
