@@ -82,6 +82,20 @@ pub struct Outcome {
     pub keep: Option<Box<dyn std::any::Any + Send>>,
 }
 
+impl Outcome {
+    /// Before a client has sent or received anything.
+    fn nothing_yet() -> Outcome {
+        Outcome {
+            received: 0,
+            sent: 0,
+            done_at: None,
+            latency: new_histogram(),
+            error: None,
+            keep: None,
+        }
+    }
+}
+
 /// A histogram of nanoseconds from 1 ns to 10 minutes at 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
@@ -127,14 +141,7 @@ pub async fn run(client: Client, shared: Arc<Shared>, deadline: Instant) -> Outc
                 })
             });
             let mut scanner = scanner;
-            let mut out = Outcome {
-                received: 0,
-                sent: 0,
-                done_at: None,
-                latency: new_histogram(),
-                error: None,
-                keep: None,
-            };
+            let mut out = Outcome::nothing_yet();
             let mut pongs = Vec::new();
             // Lines that came with the end of registration or the join count too.
             loop {
@@ -258,14 +265,7 @@ async fn run_udp(
     shared: Arc<Shared>,
     deadline: Instant,
 ) -> Outcome {
-    let mut out = Outcome {
-        received: 0,
-        sent: 0,
-        done_at: None,
-        latency: new_histogram(),
-        error: None,
-        keep: None,
-    };
+    let mut out = Outcome::nothing_yet();
     let (count, chunk, every) = match &sending {
         Some(s) => (s.count, s.chunk.clamp(1, s.count.max(1)), s.every),
         None => (0, 1, None),
