@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod account;
+mod allocator;
 mod backup;
 mod send;
 
@@ -15,14 +16,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use natter_server::{CaseMappingSetting, ListenUrl, Server, ServerConfig};
 
-/// mimalloc rather than glibc's malloc. Lines are allocated on the connection tasks'
-/// threads and freed on the hub's, messages made on the hub's and freed on the
-/// store's: glibc spent half the server's time on such frees under direct-message
-/// load, mimalloc's per-page free lists take them cheaply. With arena memory committed
-/// on demand (`.cargo/config.toml`) an idle client also costs no more memory than with
-/// glibc. Figures in docs/performance.md.
+/// mimalloc rather than glibc's malloc: see `allocator`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
 #[derive(Parser, Debug)]
 #[command(
