@@ -64,16 +64,17 @@ impl LineFramer {
     /// discarded lines. Lets a reader that must wait before taking a line (flood
     /// control, a full queue) know whether to wait at all, without taking the line.
     pub fn has_line(&self) -> bool {
-        self.buf.len() > self.max_line() || self.buf.iter().any(|&b| b == b'\n' || b == b'\r')
+        self.buf.len() > self.max_line() || line_end(&self.buf).is_some()
     }
 
     /// The next complete line, if the buffer holds one.
     pub fn next_line(&mut self) -> Option<FramedLine> {
         loop {
-            match self.buf.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match line_end(&self.buf) {
                 Some(end) => {
-                    let line = self.buf.split_to(end);
-                    let _terminator = self.buf.split_to(1);
+                    // One split for the line and its terminator, which is then cut off.
+                    let mut line = self.buf.split_to(end + 1);
+                    line.truncate(end);
                     if self.discarding {
                         self.discarding = false;
                         continue;
@@ -100,6 +101,11 @@ impl LineFramer {
             }
         }
     }
+}
+
+/// Where the first line of `buf` ends: its first CR or LF.
+fn line_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr2(b'\n', b'\r', buf)
 }
 
 #[cfg(test)]
