@@ -272,7 +272,9 @@ impl Hub {
         if let Some(reply) = &mut self.reply {
             // A command nearly always keeps one message: room for one, not the four a
             // first push makes room for (a `Write` is a few hundred bytes).
-            reply.writes.reserve_exact(1);
+            if reply.writes.capacity() == 0 {
+                reply.writes = Vec::with_capacity(1);
+            }
             reply.writes.push(Write::Message {
                 message,
                 offline_for,

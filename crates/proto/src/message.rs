@@ -125,10 +125,11 @@ impl Message {
         }
         // Most lines have one or two parameters: room for a few at once, rather than
         // a growth on the first.
-        let mut params = Vec::new();
-        if !rest.trim_start_matches(' ').is_empty() {
-            params.reserve_exact(4);
-        }
+        let mut params = if rest.trim_start_matches(' ').is_empty() {
+            Vec::new()
+        } else {
+            Vec::with_capacity(4)
+        };
         loop {
             rest = rest.trim_start_matches(' ');
             if rest.is_empty() {
