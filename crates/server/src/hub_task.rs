@@ -79,11 +79,10 @@ impl HubTask {
         if self.store_jobs.is_empty() {
             return;
         }
-        if self
-            .store
-            .send(std::mem::take(&mut self.store_jobs))
-            .is_err()
-        {
+        // The next batch likely asks as much: room for it at once, not by doublings.
+        let room = self.store_jobs.len();
+        let jobs = std::mem::replace(&mut self.store_jobs, Vec::with_capacity(room));
+        if self.store.send(jobs).is_err() {
             tracing::error!("the store thread has stopped; store jobs are lost");
         }
     }
