@@ -326,9 +326,9 @@ pub(crate) fn msgid_of(seq: Seq) -> String {
             break;
         }
     }
-    let mut msgid = String::with_capacity(digits.len() - start);
-    msgid.extend(digits[start..].iter().map(|&digit| char::from(digit)));
-    msgid
+    std::str::from_utf8(&digits[start..])
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The client-only tags of a message as they go on the wire, for the store.
