@@ -105,7 +105,6 @@ impl Hub {
         if room.starts_with('#') {
             let folded = self.folded(room);
             let Some(channel) = self.channels.get(&*folded) else {
-                drop(line);
                 self.refuse(
                     out,
                     id,
@@ -123,7 +122,6 @@ impl Hub {
                 || banned;
             if refused {
                 let name = channel.name.clone();
-                drop(line);
                 self.refuse(
                     out,
                     id,
@@ -152,6 +150,7 @@ impl Hub {
             if echo && member.is_none() {
                 self.deliver(out, id, &mut line, is_tagmsg);
             }
+            // The line borrows the strings the stored message takes: it goes first.
             drop(line);
             // The room's history keeps what everyone in it saw.
             if status.is_none() && !is_tagmsg {
@@ -191,7 +190,6 @@ impl Hub {
             _ => SmallVec::new(),
         };
         if recipients.is_empty() && account.is_none() {
-            drop(line);
             self.refuse(
                 out,
                 id,
@@ -223,6 +221,7 @@ impl Hub {
         if echo {
             self.deliver(out, id, &mut line, is_tagmsg);
         }
+        // The line borrows the strings the stored message takes: it goes first.
         drop(line);
         if !is_tagmsg {
             let other_identity;
