@@ -1,11 +1,11 @@
-//! The hub's routing of one room message to 1000 members: the work behind every
-//! delivery of the fan-out benchmark, with no sockets.
+//! The hub's routing of one room message to 1000 members, and of one direct message:
+//! the work behind the fan-out and direct-message benchmarks, with no sockets.
 //!
 //! The hub stores each room message before it acknowledges it, so the benchmark plays
 //! the store: every `Effect::Store` is answered with `StoreOutcome::Written` at once,
 //! and the outbox is emptied after each message, as the server does.
 //!
-//! `cargo bench -p natter-hub`; throughput in deliveries.
+//! `cargo bench -p natter-hub`; throughput in deliveries, and in messages.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -105,5 +105,29 @@ fn route_to_room(c: &mut Criterion) {
     b.now = b.now.after(Duration::from_secs(1));
 }
 
-criterion_group!(benches, route_to_room);
+/// A direct message from one member to another: the work behind every message of the
+/// direct-message benchmark (routing, the stored message, the reply parked behind
+/// its commit), with the store played as above.
+fn route_to_nick(c: &mut Criterion) {
+    let mut b = Bench::new();
+    let msg = Message::parse(b"PRIVMSG m2 :hello there, a direct line of about sixty-four bytes")
+        .expect("a valid line");
+    b.hub.line(ClientId(1), msg.clone(), b.now, &mut b.out);
+    assert_eq!(b.settle(), 1, "one message reaches its one recipient");
+    let mut group = c.benchmark_group("hub");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("PRIVMSG to a nick", |bench| {
+        bench.iter_batched(
+            || msg.clone(),
+            |m| {
+                b.hub.line(ClientId(1), m, b.now, &mut b.out);
+                b.settle()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, route_to_room, route_to_nick);
 criterion_main!(benches);

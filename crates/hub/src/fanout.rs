@@ -1,8 +1,11 @@
 //! A line said once and delivered to many: serialized once per set of tags a
 //! recipient can take, so that a room of a thousand costs a handful of encodings.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use natter_proto::{LineWriter, Tag};
+use smallvec::SmallVec;
 
 use crate::caps::{Cap, CapSet};
 
@@ -11,57 +14,81 @@ const TIME: usize = 1;
 const MSGID_AND_CLIENT_TAGS: usize = 2;
 const ACCOUNT: usize = 4;
 
-/// One line to fan out, with every tag it may carry.
-pub struct Outgoing {
-    time: String,
-    msgid: Option<String>,
-    account: Option<String>,
-    client_tags: Vec<Tag>,
-    source: Option<String>,
+/// One line to fan out, with every tag it may carry. Its parts may be borrowed: a
+/// message relayed to a nick is encoded once or twice, and copying the sender's
+/// source, the text and the msgid into the line first would cost more than that.
+pub struct Outgoing<'a> {
+    time: Cow<'a, str>,
+    msgid: Option<Cow<'a, str>>,
+    account: Option<Cow<'a, str>>,
+    /// The sender's tags; only the client-only ones (`+key`) are relayed.
+    client_tags: &'a [Tag],
+    source: Option<Cow<'a, str>>,
     command: &'static str,
-    params: Vec<String>,
+    /// Room for the target and the text of a message without an allocation.
+    params: SmallVec<[Cow<'a, str>; 2]>,
     encoded: [Option<Bytes>; 8],
 }
 
-impl Outgoing {
+impl<'a> Outgoing<'a> {
     /// A line from `source` (a user's `nick!user@host` or the server's name).
-    pub fn new(time: String, source: Option<String>, command: &'static str) -> Outgoing {
+    pub fn new<T, S>(time: T, source: Option<S>, command: &'static str) -> Outgoing<'a>
+    where
+        T: Into<Cow<'a, str>>,
+        S: Into<Cow<'a, str>>,
+    {
         Outgoing {
-            time,
+            time: time.into(),
             msgid: None,
             account: None,
-            client_tags: Vec::new(),
-            source,
+            client_tags: &[],
+            source: source.map(Into::into),
             command,
-            params: Vec::new(),
+            params: SmallVec::new(),
             encoded: Default::default(),
         }
     }
 
-    pub fn param(mut self, p: impl Into<String>) -> Outgoing {
+    /// A PRIVMSG, NOTICE or TAGMSG (no text) from a user, built in one step.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message(
+        time: &'a str,
+        source: &'a str,
+        command: &'static str,
+        target: &'a str,
+        text: Option<&'a str>,
+        msgid: &'a str,
+        account: Option<&'a str>,
+        client_tags: &'a [Tag],
+    ) -> Outgoing<'a> {
+        let mut params = SmallVec::new();
+        params.push(Cow::Borrowed(target));
+        params.extend(text.map(Cow::Borrowed));
+        Outgoing {
+            time: Cow::Borrowed(time),
+            msgid: Some(Cow::Borrowed(msgid)),
+            account: account.map(Cow::Borrowed),
+            client_tags,
+            source: Some(Cow::Borrowed(source)),
+            command,
+            params,
+            encoded: Default::default(),
+        }
+    }
+
+    pub fn param(mut self, p: impl Into<Cow<'a, str>>) -> Outgoing<'a> {
         self.params.push(p.into());
         self
     }
 
     /// The sender's account, for recipients with account-tag.
-    pub fn account(mut self, account: Option<String>) -> Outgoing {
-        self.account = account;
+    pub fn account<A: Into<Cow<'a, str>>>(mut self, account: Option<A>) -> Outgoing<'a> {
+        self.account = account.map(Into::into);
         self
     }
 
-    pub fn msgid(mut self, msgid: String) -> Outgoing {
-        self.msgid = Some(msgid);
-        self
-    }
-
-    /// Client-only tags (`+key`) the sender attached, relayed to those who take
-    /// message-tags.
-    pub fn client_tags(mut self, tags: &[Tag]) -> Outgoing {
-        self.client_tags = tags
-            .iter()
-            .filter(|t| t.key.starts_with('+'))
-            .cloned()
-            .collect();
+    pub fn msgid(mut self, msgid: impl Into<Cow<'a, str>>) -> Outgoing<'a> {
+        self.msgid = Some(msgid.into());
         self
     }
 
@@ -96,7 +123,7 @@ impl Outgoing {
             if let Some(msgid) = &self.msgid {
                 w.tag("msgid", msgid);
             }
-            for tag in &self.client_tags {
+            for tag in self.client_tags.iter().filter(|t| t.key.starts_with('+')) {
                 w.tag(&tag.key, &tag.value);
             }
         }
@@ -127,11 +154,7 @@ mod tests {
                 value: "not-relayed".into(),
             },
         ];
-        let mut o = Outgoing::new("T".into(), Some("a!b@c".into()), "PRIVMSG")
-            .param("#r")
-            .param("hi")
-            .msgid("m1".into())
-            .client_tags(&tags);
+        let mut o = Outgoing::message("T", "a!b@c", "PRIVMSG", "#r", Some("hi"), "m1", None, &tags);
         assert_eq!(
             &o.for_caps(CapSet::default())[..],
             b":a!b@c PRIVMSG #r :hi\r\n"

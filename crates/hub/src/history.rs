@@ -8,6 +8,7 @@ use natter_store::{HistoryQuery, Selector, StoredMessage};
 use crate::caps::{Cap, CapSet};
 use crate::client::ClientId;
 use crate::hub::{server_line, Hub, Reply};
+use crate::names::FoldedName;
 use crate::outbox::Outbox;
 use crate::persistence::{PendingStore, StoreJob, StoreOutcome};
 
@@ -28,20 +29,26 @@ impl Hub {
     /// registered nick used without logging in to it (during the grace period) stands
     /// for no one in particular: it must not open that account's conversations.
     pub(crate) fn identity_of(&self, id: ClientId) -> String {
+        self.identity(id).into_string()
+    }
+
+    /// [`Hub::identity_of`], folded on the stack.
+    pub(crate) fn identity(&self, id: ClientId) -> FoldedName {
+        let casemapping = self.config.casemapping;
         match self.clients.get(&id) {
             Some(c) => match c.account.as_deref() {
-                Some(account) => self.fold(account),
+                Some(account) => FoldedName::new(casemapping, account),
                 None => {
-                    let nick = self.fold(&c.nick);
-                    if self.accounts.contains_key(&nick) {
+                    let nick = FoldedName::new(casemapping, &c.nick);
+                    if self.accounts.contains_key(&*nick) {
                         // `!` is in no nick nor account name.
-                        format!("!{nick}")
+                        FoldedName::with_prefix(casemapping, "!", &c.nick)
                     } else {
                         nick
                     }
                 }
             },
-            None => String::new(),
+            None => FoldedName::new(casemapping, ""),
         }
     }
 

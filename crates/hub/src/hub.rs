@@ -91,7 +91,7 @@ pub struct Hub {
     last_seq: natter_store::Seq,
     /// The last millisecond written as a `time` tag, and how: messages come many to
     /// a millisecond under load, and formatting a date is not free.
-    last_time_tag: (i64, String),
+    last_time_tag: (i64, std::sync::Arc<str>),
     pub(crate) reply: Option<Reply>,
     batch_counter: u64,
     pub(crate) pending_checks: Map<u64, PendingCheck>,
@@ -123,7 +123,7 @@ impl Hub {
             created: now,
             isupport,
             last_seq: natter_store::Seq::at(0),
-            last_time_tag: (-1, String::new()),
+            last_time_tag: (-1, std::sync::Arc::from("")),
             reply: None,
             batch_counter: 0,
             pending_checks: Map::default(),
@@ -520,7 +520,7 @@ impl Hub {
     /// A message id unique on this server, across restarts: numbers grow with the
     /// clock and continue after the last one kept ([`Hub::continue_history`]).
     pub(crate) fn next_msgid(&mut self) -> String {
-        self.next_seq().msgid()
+        crate::messaging::msgid_of(self.next_seq())
     }
 
     /// The next message number, which also carries the message's time.
@@ -529,12 +529,12 @@ impl Hub {
         self.last_seq
     }
 
-    /// The `time` tag of a millisecond.
-    pub(crate) fn time_tag(&mut self, ms: i64) -> String {
+    /// The `time` tag of a millisecond, shared by the messages of that millisecond.
+    pub(crate) fn time_tag(&mut self, ms: i64) -> std::sync::Arc<str> {
         if self.last_time_tag.0 != ms {
-            self.last_time_tag = (ms, crate::history::format_ms(ms));
+            self.last_time_tag = (ms, crate::history::format_ms(ms).into());
         }
-        self.last_time_tag.1.clone()
+        std::sync::Arc::clone(&self.last_time_tag.1)
     }
 
     /// Numbers new messages after `last`, the newest message the store keeps: at
@@ -547,8 +547,13 @@ impl Hub {
         self.config.casemapping.fold(name)
     }
 
+    /// A name folded for a lookup, without allocating for the usual short name.
+    pub(crate) fn folded(&self, name: &str) -> crate::names::FoldedName {
+        crate::names::FoldedName::new(self.config.casemapping, name)
+    }
+
     pub(crate) fn find_nick(&self, nick: &str) -> Option<ClientId> {
-        self.nicks.get(&self.fold(nick)).copied()
+        self.nicks.get(&*self.folded(nick)).copied()
     }
 
     pub(crate) fn nick_of(&self, id: ClientId) -> String {

@@ -2,12 +2,14 @@
 
 use natter_proto::{numeric::*, Message, MAX_LINE_BYTES};
 
-use natter_store::{StoredMessage, Write};
+use natter_store::{Seq, StoredMessage, Write};
+use smallvec::{smallvec, SmallVec};
 
 use crate::caps::Cap;
 use crate::client::ClientId;
 use crate::fanout::Outgoing;
 use crate::hub::Hub;
+use crate::names::FoldedName;
 use crate::outbox::Outbox;
 
 impl Hub {
@@ -26,6 +28,14 @@ impl Hub {
         let text = msg.param(1).unwrap_or("");
         if !is_tagmsg && text.is_empty() {
             self.refuse(out, id, command, ERR_NOTEXTTOSEND, &["No text to send"]);
+            return;
+        }
+        if !targets.as_bytes().contains(&b',') && self.config.limits.max_targets > 0 {
+            // One target, as nearly every message has.
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.last_spoke = self.now.mono;
+            }
+            self.message_one(out, id, msg, command, targets, text);
             return;
         }
         let targets = || targets.split(',').filter(|t| !t.is_empty());
@@ -78,30 +88,23 @@ impl Hub {
         let text = crate::hub::cut(text, MAX_LINE_BYTES.saturating_sub(overhead));
         // Live and replayed from history, the message has the same id and time.
         let seq = self.next_seq();
-        let msgid = seq.msgid();
+        let msgid = msgid_of(seq);
         let time = self.time_tag(seq.time_ms());
-        let mut line = Outgoing::new(time, Some(source.clone()), command)
-            .param(target)
-            .msgid(msgid.clone())
-            .account(sender_account.clone())
-            .client_tags(&msg.tags);
-        if !is_tagmsg {
-            line = line.param(text);
-        }
-        let mut stored = StoredMessage {
-            seq,
-            msgid,
-            target: String::new(),
-            command: command.to_owned(),
-            source,
-            account: sender_account.clone(),
-            recipient: target.to_owned(),
-            text: text.to_owned(),
-            client_tags: client_tags_wire(msg),
-        };
+        // The line borrows what the stored message then takes: nothing is copied for
+        // the relay.
+        let mut line = Outgoing::message(
+            &time,
+            &source,
+            command,
+            target,
+            (!is_tagmsg).then_some(text),
+            &msgid,
+            sender_account.as_deref(),
+            &msg.tags,
+        );
         if room.starts_with('#') {
-            let folded = self.fold(room);
-            let Some(channel) = self.channels.get(&folded) else {
+            let folded = self.folded(room);
+            let Some(channel) = self.channels.get(&*folded) else {
                 self.refuse(
                     out,
                     id,
@@ -147,10 +150,22 @@ impl Hub {
             if echo && member.is_none() {
                 self.deliver(out, id, &mut line, is_tagmsg);
             }
+            // The line borrows the strings the stored message takes: it goes first.
+            drop(line);
             // The room's history keeps what everyone in it saw.
             if status.is_none() && !is_tagmsg {
-                stored.target = folded;
-                self.keep(stored, Vec::new());
+                let message = StoredMessage {
+                    seq,
+                    msgid,
+                    target: folded.into_string(),
+                    command: command.to_owned(),
+                    source,
+                    account: sender_account,
+                    recipient: target.to_owned(),
+                    text: text.to_owned(),
+                    client_tags: client_tags_wire(msg),
+                };
+                self.keep(message, Vec::new());
             }
             return;
         }
@@ -162,13 +177,17 @@ impl Hub {
                 .get(&to)
                 .and_then(|c| c.account.as_deref())
                 .map(|a| self.fold(a)),
-            None => Some(self.fold(target)).filter(|f| self.accounts.contains_key(f)),
+            None => Some(self.folded(target))
+                .filter(|f| self.accounts.contains_key(&**f))
+                .map(FoldedName::into_string),
         };
         // Every client logged in to that account sees the conversation.
-        let recipients = match (&account, online) {
-            (Some(a), _) if self.logins.contains_key(a) => self.sessions_of(a),
-            (_, Some(to)) => vec![to],
-            _ => Vec::new(),
+        let recipients: SmallVec<[ClientId; 2]> = match (&account, online) {
+            (Some(a), _) if self.logins.contains_key(a) => {
+                SmallVec::from_slice(self.logins.get(a).map_or(&[][..], Vec::as_slice))
+            }
+            (_, Some(to)) => smallvec![to],
+            _ => SmallVec::new(),
         };
         if recipients.is_empty() && account.is_none() {
             self.refuse(
@@ -192,7 +211,7 @@ impl Hub {
             }
         }
         // The sender's other clients see what it said, as if echoed.
-        if let Some(own) = sender_account.as_deref().map(|a| self.fold(a)) {
+        if let Some(own) = sender_account.as_deref().map(|a| self.folded(a)) {
             for other in self.sessions_of(&own) {
                 if other != id && !recipients.contains(&other) {
                     self.deliver(out, other, &mut line, is_tagmsg);
@@ -202,19 +221,39 @@ impl Hub {
         if echo {
             self.deliver(out, id, &mut line, is_tagmsg);
         }
+        // The line borrows the strings the stored message takes: it goes first.
+        drop(line);
         if !is_tagmsg {
-            let other = account.clone().unwrap_or_else(|| {
-                online
-                    .map(|to| self.identity_of(to))
-                    .unwrap_or_else(|| self.fold(target))
-            });
-            stored.target = StoredMessage::direct_key(&self.identity_of(id), &other);
+            let other_identity;
+            let other: &str = match (&account, online) {
+                (Some(account), _) => account,
+                (None, Some(to)) => {
+                    other_identity = self.identity(to);
+                    &other_identity
+                }
+                (None, None) => {
+                    other_identity = self.folded(target);
+                    &other_identity
+                }
+            };
+            let conversation = StoredMessage::direct_key(&self.identity(id), other);
             // An account with no client connected gets it when it next logs in.
-            let offline_for = match (&account, recipients.is_empty()) {
-                (Some(a), true) => vec![a.clone()],
+            let offline_for = match (account, recipients.is_empty()) {
+                (Some(a), true) => vec![a],
                 _ => Vec::new(),
             };
-            self.keep(stored, offline_for);
+            let message = StoredMessage {
+                seq,
+                msgid,
+                target: conversation,
+                command: command.to_owned(),
+                source,
+                account: sender_account,
+                recipient: target.to_owned(),
+                text: text.to_owned(),
+                client_tags: client_tags_wire(msg),
+            };
+            self.keep(message, offline_for);
         }
         if command == "PRIVMSG" {
             if let Some((nick, away)) = online
@@ -232,7 +271,9 @@ impl Hub {
         if let Some(reply) = &mut self.reply {
             // A command nearly always keeps one message: room for one, not the four a
             // first push makes room for (a `Write` is a few hundred bytes).
-            reply.writes.reserve_exact(1);
+            if reply.writes.capacity() == 0 {
+                reply.writes = Vec::with_capacity(1);
+            }
             reply.writes.push(Write::Message {
                 message,
                 offline_for,
@@ -269,6 +310,26 @@ impl Hub {
     }
 }
 
+/// The msgid of a message numbered `seq`: what [`Seq::msgid`] gives, written straight
+/// into a string of the right size, since every message relayed needs one.
+pub(crate) fn msgid_of(seq: Seq) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut rest = seq.raw().unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = DIGITS[(rest & 0xf) as usize];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&digits[start..])
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The client-only tags of a message as they go on the wire, for the store.
 fn client_tags_wire(msg: &Message) -> String {
     let mut wire = Vec::new();
@@ -283,4 +344,28 @@ fn client_tags_wire(msg: &Message) -> String {
         }
     }
     String::from_utf8(wire).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msgids_are_written_as_the_store_writes_them() {
+        for raw in [
+            0,
+            1,
+            15,
+            16,
+            255,
+            1 << 20,
+            0x1234_5678_9abc,
+            i64::MAX,
+            -1,
+            i64::MIN,
+        ] {
+            let seq = Seq::from_raw(raw);
+            assert_eq!(msgid_of(seq), seq.msgid(), "{raw}");
+        }
+    }
 }

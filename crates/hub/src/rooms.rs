@@ -625,6 +625,9 @@ impl Hub {
         else {
             return false;
         };
+        if channel.bans.is_empty() {
+            return false;
+        }
         let source = client.source();
         channel
             .bans

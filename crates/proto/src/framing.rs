@@ -1,14 +1,15 @@
 //! Splitting a byte stream into lines, with bounded memory whatever the peer sends.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::limits::{MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES};
 
 /// What the framer found next in the stream.
 #[derive(Debug, PartialEq, Eq)]
-pub enum FramedLine {
-    /// One line, without its terminator.
-    Line(Bytes),
+pub enum FramedLine<L = Bytes> {
+    /// One line, without its terminator (or what was read from it, with
+    /// [`LineFramer::next_line_with`]).
+    Line(L),
     /// A line longer than any valid line. Its bytes were dropped up to the next
     /// terminator, so a peer that never sends a newline costs a bounded buffer.
     TooLong,
@@ -64,27 +65,46 @@ impl LineFramer {
     /// discarded lines. Lets a reader that must wait before taking a line (flood
     /// control, a full queue) know whether to wait at all, without taking the line.
     pub fn has_line(&self) -> bool {
-        self.buf.len() > self.max_line() || self.buf.iter().any(|&b| b == b'\n' || b == b'\r')
+        self.buf.len() > self.max_line() || line_end(&self.buf).is_some()
     }
 
     /// The next complete line, if the buffer holds one.
     pub fn next_line(&mut self) -> Option<FramedLine> {
+        self.next(|buf, end| {
+            // One split for the line and its terminator, which is then cut off.
+            let mut line = buf.split_to(end + 1);
+            line.truncate(end);
+            line.freeze()
+        })
+    }
+
+    /// As [`LineFramer::next_line`], but the line is lent to `read` where it lies in
+    /// the buffer, and what `read` makes of it is returned: a reader that parses each
+    /// line at once needs no line of its own, nor the shared buffer's reference
+    /// counting that one costs.
+    pub fn next_line_with<T>(&mut self, read: impl FnOnce(&[u8]) -> T) -> Option<FramedLine<T>> {
+        self.next(|buf, end| {
+            let line = read(buf.get(..end).unwrap_or_default());
+            buf.advance(end + 1);
+            line
+        })
+    }
+
+    /// Finds the next line and has `take` take it out of the buffer: the line is the
+    /// first `end` bytes, and `take` must remove those and the terminator after them.
+    fn next<T>(&mut self, take: impl FnOnce(&mut BytesMut, usize) -> T) -> Option<FramedLine<T>> {
         loop {
-            match self.buf.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match line_end(&self.buf) {
                 Some(end) => {
-                    let line = self.buf.split_to(end);
-                    let _terminator = self.buf.split_to(1);
-                    if self.discarding {
-                        self.discarding = false;
+                    if std::mem::take(&mut self.discarding) || end == 0 {
+                        self.buf.advance(end + 1);
                         continue;
                     }
-                    if line.is_empty() {
-                        continue;
-                    }
-                    if line.len() > self.max_line() {
+                    if end > self.max_line() {
+                        self.buf.advance(end + 1);
                         return Some(FramedLine::TooLong);
                     }
-                    return Some(FramedLine::Line(line.freeze()));
+                    return Some(FramedLine::Line(take(&mut self.buf, end)));
                 }
                 None => {
                     if self.buf.len() <= self.max_line() {
@@ -100,6 +120,11 @@ impl LineFramer {
             }
         }
     }
+}
+
+/// Where the first line of `buf` ends: its first CR or LF.
+fn line_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr2(b'\n', b'\r', buf)
 }
 
 #[cfg(test)]
@@ -162,6 +187,26 @@ mod tests {
         assert!(!f.has_line());
         f.extend(b"abcde");
         assert!(f.has_line(), "an over-long partial line is reported");
+    }
+
+    #[test]
+    fn lines_lent_in_place_are_the_lines_split_off() {
+        let stream = b"A\r\nBB\nC\r\r\n\nDDDD\nE";
+        let mut split = LineFramer::new(3);
+        let mut lent = LineFramer::new(3);
+        split.extend(stream);
+        lent.extend(stream);
+        let lent_lines: Vec<FramedLine<Vec<u8>>> =
+            std::iter::from_fn(|| lent.next_line_with(<[u8]>::to_vec)).collect();
+        let split_lines: Vec<FramedLine<Vec<u8>>> = lines(&mut split)
+            .into_iter()
+            .map(|l| match l {
+                FramedLine::Line(bytes) => FramedLine::Line(bytes.to_vec()),
+                FramedLine::TooLong => FramedLine::TooLong,
+            })
+            .collect();
+        assert_eq!(lent_lines, split_lines);
+        assert_eq!(lent.pending(), split.pending());
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Message {
                 })
             }
         };
-        if text.bytes().any(|b| b == 0 || b == b'\r' || b == b'\n') {
+        if memchr::memchr3(0, b'\r', b'\n', line).is_some() {
             return Err(ParseError::ForbiddenByte {
                 command: command_of_garbage(line),
             });
@@ -85,7 +85,7 @@ impl Message {
         let mut rest = text.trim_start_matches(' ');
         let mut tags = Vec::new();
         if let Some(after_at) = rest.strip_prefix('@') {
-            let (raw_tags, after) = after_at.split_once(' ').unwrap_or((after_at, ""));
+            let (raw_tags, after) = split_at_space(after_at);
             // `@` + tags + one space.
             if raw_tags.len() + 2 > MAX_CLIENT_TAG_BYTES {
                 return Err(ParseError::TagsTooLong);
@@ -98,11 +98,11 @@ impl Message {
         }
         let mut source = None;
         if let Some(after_colon) = rest.strip_prefix(':') {
-            let (src, after) = after_colon.split_once(' ').unwrap_or((after_colon, ""));
+            let (src, after) = split_at_space(after_colon);
             source = Some(src.to_owned());
             rest = after.trim_start_matches(' ');
         }
-        let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (command, mut rest) = split_at_space(rest);
         if command.is_empty() {
             return if source.is_none() && tags.is_empty() {
                 Err(ParseError::Empty)
@@ -123,7 +123,13 @@ impl Message {
         if !is_word && !is_numeric {
             return Err(ParseError::NoCommand);
         }
-        let mut params = Vec::new();
+        // Most lines have one or two parameters: room for a few at once, rather than
+        // a growth on the first.
+        let mut params = if rest.trim_start_matches(' ').is_empty() {
+            Vec::new()
+        } else {
+            Vec::with_capacity(4)
+        };
         loop {
             rest = rest.trim_start_matches(' ');
             if rest.is_empty() {
@@ -137,7 +143,7 @@ impl Message {
                 params.push(rest.to_owned());
                 break;
             }
-            let (param, after) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (param, after) = split_at_space(rest);
             params.push(param.to_owned());
             rest = after;
         }
@@ -175,6 +181,15 @@ impl Message {
         }
         w.finish()
     }
+}
+
+/// `text` cut at its first space, which goes with neither part; all of it and
+/// nothing when it has none.
+fn split_at_space(text: &str) -> (&str, &str) {
+    memchr::memchr(b' ', text.as_bytes())
+        // A space is one byte, so both sides are on character boundaries.
+        .and_then(|at| Some((text.get(..at)?, text.get(at + 1..)?)))
+        .unwrap_or((text, ""))
 }
 
 /// Parses `key=value;key2` into tags, keeping the last of repeated keys as the

@@ -65,10 +65,11 @@ impl LineWriter {
         self
     }
 
-    /// Adds a parameter. Each is held back one step so that the last can be written
-    /// with its colon.
+    /// Adds a parameter, after a space. Where each ends is kept until the next, so
+    /// that the last can be given its colon once it is known to be the last.
     pub fn param(&mut self, param: &str) -> &mut Self {
         self.flush_pending(false);
+        self.buf.push(b' ');
         let start = self.buf.len();
         self.buf.extend_from_slice(param.as_bytes());
         self.pending = Some((start, self.buf.len()));
@@ -81,8 +82,8 @@ impl LineWriter {
     /// receives within what IRC allows, whatever it echoes.
     pub fn finish_within(mut self, max_line: usize) -> Vec<u8> {
         if let Some((start, end)) = self.pending {
-            // The colon (at most " :") and CR LF are still to come.
-            let total = self.buf.len() - self.body_start + 2 + 2;
+            // The colon (at most one byte) and CR LF are still to come.
+            let total = self.buf.len() - self.body_start + 1 + 2;
             if total > max_line {
                 let excess = total - max_line;
                 let param = &self.buf[start..end];
@@ -112,11 +113,17 @@ impl LineWriter {
             last || !(self.buf[start..end].is_empty() || self.buf[start..end].contains(&b' ')),
             "only the last parameter may be empty or hold a space"
         );
-        let param = &self.buf[start..end];
-        let needs_colon = param.is_empty() || param.contains(&b' ') || param[0] == b':';
-        let colon = last && (!self.minimal || needs_colon);
-        let prefix: &[u8] = if colon { b" :" } else { b" " };
-        self.buf.splice(start..start, prefix.iter().copied());
+        if !last {
+            return;
+        }
+        let needs_colon = || {
+            let param = &self.buf[start..end];
+            param.is_empty() || param.contains(&b' ') || param[0] == b':'
+        };
+        if !self.minimal || needs_colon() {
+            // Shifts only the last parameter, by one byte.
+            self.buf.insert(start, b':');
+        }
     }
 }
 

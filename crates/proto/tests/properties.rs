@@ -435,6 +435,33 @@ proptest! {
         );
     }
 
+    /// (c) Lines lent in place (`next_line_with`, as the server's connections read
+    /// them) are the lines split off, however the stream is cut, and leave the
+    /// framer holding the same bytes.
+    #[test]
+    fn lines_lent_in_place_match_lines_split_off(
+        data in stream(),
+        cuts in vec(any::<Index>(), 0..20),
+        max_line in 1usize..40,
+    ) {
+        let mut split = LineFramer::new(max_line);
+        let mut lent = LineFramer::new(max_line);
+        let (mut split_out, mut lent_out) = (Vec::new(), Vec::new());
+        for chunk in cut(&data, &cuts) {
+            split.extend(chunk);
+            lent.extend(chunk);
+            drain(&mut split, max_line, &mut split_out);
+            while let Some(item) = lent.next_line_with(<[u8]>::to_vec) {
+                lent_out.push(match item {
+                    FramedLine::Line(line) => Some(line),
+                    FramedLine::TooLong => None,
+                });
+            }
+            prop_assert_eq!(lent.pending(), split.pending());
+        }
+        prop_assert_eq!(lent_out, split_out);
+    }
+
     /// (c) Byte by byte, the slowest peer, changes nothing either.
     #[test]
     fn framing_byte_by_byte(data in stream(), max_line in 1usize..40) {

@@ -387,12 +387,13 @@ impl Inbound {
     /// Takes the next line, admitted by flood control, and sends it into `room`.
     fn forward(&mut self, id: ClientId, room: Room<'_>) {
         self.admitted = false;
-        let Some(framed) = self.framer.next_line() else {
+        // Parsed where it lies in the read buffer.
+        let Some(framed) = self.framer.next_line_with(Message::parse) else {
             // Nothing but empty lines: the room goes back.
             return;
         };
         let event = match framed {
-            FramedLine::Line(line) => match Message::parse(&line) {
+            FramedLine::Line(parsed) => match parsed {
                 Ok(message) => Event::Line(id, message),
                 Err(ParseError::Empty) => return,
                 Err(error) => Event::BadLine(id, error),

@@ -1,10 +1,9 @@
 //! The one task that owns the hub: it turns events into hub calls and carries out
 //! what the hub puts in its outbox. Being the only owner, it needs no lock.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use natter_hub::{ClientId, Effect, Hub, Now, Outbox};
+use natter_hub::{ClientId, Effect, Hub, Map, Now, Outbox};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::event::Event;
@@ -20,7 +19,8 @@ const SENDQ_EXCEEDED: &str = "SendQ exceeded";
 
 pub(crate) struct HubTask {
     hub: Hub,
-    queues: HashMap<ClientId, SendQueue>,
+    /// Looked up once per line delivered: hashed with the hub's fast hasher.
+    queues: Map<ClientId, SendQueue>,
     out: Outbox,
     /// Clients whose queue overflowed while the outbox was being carried out.
     overflowed: Vec<ClientId>,
@@ -47,7 +47,7 @@ impl HubTask {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
         HubTask {
             hub,
-            queues: HashMap::new(),
+            queues: Map::default(),
             out: Outbox::new(),
             overflowed: Vec::new(),
             events,
@@ -79,11 +79,10 @@ impl HubTask {
         if self.store_jobs.is_empty() {
             return;
         }
-        if self
-            .store
-            .send(std::mem::take(&mut self.store_jobs))
-            .is_err()
-        {
+        // The next batch likely asks as much: room for it at once, not by doublings.
+        let room = self.store_jobs.len();
+        let jobs = std::mem::replace(&mut self.store_jobs, Vec::with_capacity(room));
+        if self.store.send(jobs).is_err() {
             tracing::error!("the store thread has stopped; store jobs are lost");
         }
     }
