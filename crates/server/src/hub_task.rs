@@ -1,8 +1,9 @@
 //! The one task that owns the hub: it turns events into hub calls and carries out
 //! what the hub puts in its outbox. Being the only owner, it needs no lock.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use natter_hub::{ClientId, Effect, Hub, Now, Outbox};
 use tokio::sync::{mpsc, Semaphore};
@@ -47,7 +48,7 @@ impl HubTask {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
         HubTask {
             hub,
-            queues: HashMap::new(),
+            queues: HashMap::default(),
             out: Outbox::new(),
             overflowed: Vec::new(),
             events,
