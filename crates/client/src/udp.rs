@@ -437,15 +437,16 @@ impl Driver {
                 },
                 None => break,
             };
-            match self.session.send_line(&line) {
+            // The session keeps the line itself: no copy.
+            match self.session.send_line_bytes(line) {
                 Ok(()) => {}
-                Err(SendError::Full) => {
+                Err((SendError::Full, line)) => {
                     self.pending_out = Some(line);
                     break;
                 }
                 // TooLong cannot happen (the connection framed it within the limit);
                 // NotOpen: the session ended, and the end is reported to the connection.
-                Err(SendError::TooLong | SendError::NotOpen) => {}
+                Err((SendError::TooLong | SendError::NotOpen, _)) => {}
             }
         }
         if !self.outgoing_open && self.pending_out.is_none() && self.close_deadline.is_none() {

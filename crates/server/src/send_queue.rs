@@ -125,7 +125,12 @@ impl QueueWaker {
     }
 
     fn wake(&self) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        // A plain load first: under load the flag is mostly already set, and a load
+        // costs far less than the locked swap. A stale `true` is harmless: the task
+        // clears the flag before it takes the queue's lock, and this line was queued
+        // under that lock, so either the task's take sees the line or this load sees
+        // the flag cleared.
+        if !self.scheduled.load(Ordering::Acquire) && !self.scheduled.swap(true, Ordering::AcqRel) {
             let _ = self.wakes.send(self.id);
         }
     }
@@ -267,13 +272,18 @@ impl Outgoing {
 
     /// For the UDP task, which drains many queues itself: counts `written` bytes as
     /// written and moves every queued line into `batch` (which must be empty), under
-    /// one lock. Returns `false` when the queue has ended and nothing is left. An
-    /// empty queue gives up its memory.
+    /// one lock. Returns `false` when the queue has ended and nothing is left.
+    ///
+    /// The queue and `batch` trade buffers, so a busy queue grows none. An empty queue
+    /// gives up its memory only once `batch` has none (the reader found its peer
+    /// quiet and let its own go): were it given up at every empty look, the next
+    /// burst would grow the queue from nothing again, a reallocation and a copy per
+    /// doubling, for every peer of a busy room.
     pub(crate) fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
         let mut state = self.lines.shared.lock();
         state.queued = state.queued.saturating_sub(written);
         if state.lines.is_empty() {
-            if state.lines.capacity() > 0 {
+            if batch.capacity() == 0 && state.lines.capacity() > 0 {
                 state.lines = VecDeque::new();
             }
             return !state.closed;

@@ -6,7 +6,7 @@
 //! small, well-tested type for all four keeps those paths free of off-by-one bugs.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
+use std::ops::{Bound, Range};
 
 /// Disjoint, non-adjacent half-open ranges, kept merged so that "is this covered" is
 /// one lookup and the number of ranges measures fragmentation (which callers bound).
@@ -47,13 +47,22 @@ impl RangeSet {
                 start = s;
             }
         }
-        let touching: Vec<(u64, u64)> =
-            self.map.range(start..=end).map(|(&s, &e)| (s, e)).collect();
-        for (s, e) in touching {
+        // Absorb the ranges that start within the new one, one lookup each rather
+        // than a scratch list: this runs for every packet acknowledged or received.
+        // The ranges are disjoint and not touching, so none past the last one
+        // absorbed can touch.
+        let after_start = (Bound::Excluded(start), Bound::Included(r.end));
+        while let Some((&s, &e)) = self.map.range(after_start).next() {
             self.map.remove(&s);
             end = end.max(e);
         }
-        self.map.insert(start, end);
+        match self.map.get_mut(&start) {
+            // Grow the range it joins in place.
+            Some(e) => *e = (*e).max(end),
+            None => {
+                self.map.insert(start, end);
+            }
+        }
         true
     }
 

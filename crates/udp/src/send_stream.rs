@@ -5,9 +5,17 @@
 //! share one datagram and lets a long line (up to 65535 bytes, well above IRC's 8191 + 512)
 //! span several, with one mechanism: byte offsets, as in TCP and QUIC. Bytes stay buffered
 //! until acknowledged; lost ranges are queued and resent first, in new packets.
+//!
+//! The stream holds each line as the `Bytes` it was given, not a copy: a server fans
+//! one line out to every member of a room, and copying it into each member's buffer
+//! cost a copy per member and a buffer per member the size of its window, cold in the
+//! cache by the time it was sent. Held by reference, every member's datagrams are
+//! written from the one line.
 
 use std::collections::VecDeque;
 use std::ops::Range;
+
+use bytes::Bytes;
 
 use crate::ranges::RangeSet;
 
@@ -39,13 +47,30 @@ impl std::error::Error for SendError {}
 /// The bytes of a line's length prefix.
 pub(crate) const LINE_PREFIX_LEN: usize = 2;
 
+/// One queued line: its length prefix starts at `start` in the stream, its bytes follow.
+#[derive(Debug)]
+struct QueuedLine {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl QueuedLine {
+    /// Offset just past the line.
+    fn end(&self) -> u64 {
+        self.start + (LINE_PREFIX_LEN + self.bytes.len()) as u64
+    }
+}
+
 /// Send-side stream state.
 #[derive(Debug)]
 pub(crate) struct SendStream {
-    /// Lowest unacknowledged offset: `buf[0]` is the byte at this offset.
+    /// Lowest unacknowledged offset.
     base: u64,
-    /// Bytes from `base` to the end of everything queued.
-    buf: VecDeque<u8>,
+    /// Every line that ends above `base`, in stream order: the first may be partly
+    /// acknowledged.
+    lines: VecDeque<QueuedLine>,
+    /// Offset just past everything queued.
+    end: u64,
     /// First offset never sent.
     next_new: u64,
     /// Acknowledged ranges at or above `base` (below it is implicitly acknowledged).
@@ -60,7 +85,8 @@ impl SendStream {
     pub(crate) fn new(capacity: usize) -> SendStream {
         SendStream {
             base: 0,
-            buf: VecDeque::new(),
+            lines: VecDeque::new(),
+            end: 0,
             next_new: 0,
             acked: RangeSet::new(),
             lost: RangeSet::new(),
@@ -70,7 +96,7 @@ impl SendStream {
 
     /// Offset just past everything queued.
     pub(crate) fn end(&self) -> u64 {
-        self.base + self.buf.len() as u64
+        self.end
     }
 
     /// First offset never sent: bytes below it that go out again are retransmissions.
@@ -80,23 +106,30 @@ impl SendStream {
 
     /// Bytes held (unacknowledged or unsent).
     pub(crate) fn buffered(&self) -> usize {
-        self.buf.len()
+        usize::try_from(self.end - self.base).unwrap_or(usize::MAX)
     }
 
     /// Free space for new lines, prefix included.
     pub(crate) fn available(&self) -> usize {
-        self.capacity.saturating_sub(self.buf.len())
+        self.capacity.saturating_sub(self.buffered())
     }
 
-    /// Frames and queues one line.
-    pub(crate) fn push_line(&mut self, line: &[u8]) -> Result<(), SendError> {
-        let len = u16::try_from(line.len()).map_err(|_| SendError::TooLong)?;
-        if self.buf.len() + LINE_PREFIX_LEN + line.len() > self.capacity {
-            return Err(SendError::Full);
+    /// Frames and queues one line, keeping `line` itself (no copy). The bookkeeping
+    /// per line is a few words: with the 2-byte prefix counted against the capacity,
+    /// a stream holds at most `capacity / 2` lines.
+    pub(crate) fn push_line(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
+        if u16::try_from(line.len()).is_err() {
+            return Err((SendError::TooLong, line));
         }
-        // By reference: VecDeque copies a slice with memcpy, not byte by byte.
-        self.buf.extend(&len.to_be_bytes());
-        self.buf.extend(line);
+        if self.buffered() + LINE_PREFIX_LEN + line.len() > self.capacity {
+            return Err((SendError::Full, line));
+        }
+        let queued = QueuedLine {
+            start: self.end,
+            bytes: line,
+        };
+        self.end = queued.end();
+        self.lines.push_back(queued);
         Ok(())
     }
 
@@ -133,7 +166,7 @@ impl SendStream {
 
     /// True when every byte ever queued has been acknowledged.
     pub(crate) fn all_acked(&self) -> bool {
-        self.buf.is_empty()
+        self.base == self.end
     }
 
     /// The next chunk to send, at most `max_len` bytes: lost bytes first, then new bytes
@@ -164,19 +197,41 @@ impl SendStream {
     }
 
     /// Appends the buffered bytes of `r` (as returned by [`SendStream::next_chunk`]) to
-    /// `out`: one or two `memcpy`s, straight into the packet being built.
+    /// `out`, straight from the lines into the packet being built.
     pub(crate) fn write_range(&self, r: Range<u64>, out: &mut Vec<u8>) {
-        let from = usize::try_from(r.start.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        let to = usize::try_from(r.end.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        let to = to.min(self.buf.len());
-        let from = from.min(to);
-        let (front, back) = self.buf.as_slices();
-        let split = front.len();
-        if from < split {
-            out.extend_from_slice(&front[from..to.min(split)]);
+        let mut at = r.start.max(self.base);
+        let stop = r.end.min(self.end);
+        if at >= stop {
+            return;
         }
-        if to > split {
-            out.extend_from_slice(&back[from.max(split) - split..to - split]);
+        out.reserve(usize::try_from(stop - at).unwrap_or(0));
+        // The first line that ends above `at`.
+        let mut i = self.lines.partition_point(|line| line.end() <= at);
+        while at < stop {
+            let Some(line) = self.lines.get(i) else {
+                return;
+            };
+            let line_end = line.end();
+            // Offsets within the line's framing: its prefix, then its bytes.
+            let from = (at - line.start) as usize;
+            let to = (stop.min(line_end) - line.start) as usize;
+            if from < LINE_PREFIX_LEN {
+                // The length fits a u16: `push_line` checked.
+                let prefix = (line.bytes.len() as u16).to_be_bytes();
+                if from == 0 && to >= LINE_PREFIX_LEN {
+                    // The usual case, a whole prefix: a copy of known size.
+                    out.extend_from_slice(&prefix);
+                } else {
+                    out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
+                }
+            }
+            if to > LINE_PREFIX_LEN {
+                out.extend_from_slice(
+                    &line.bytes[from.max(LINE_PREFIX_LEN) - LINE_PREFIX_LEN..to - LINE_PREFIX_LEN],
+                );
+            }
+            at = stop.min(line_end);
+            i += 1;
         }
     }
 
@@ -199,11 +254,14 @@ impl SendStream {
         if offset <= self.base {
             return;
         }
-        let n = usize::try_from(offset - self.base)
-            .unwrap_or(usize::MAX)
-            .min(self.buf.len());
-        self.buf.drain(..n);
-        self.base += n as u64;
+        self.base = offset;
+        while self.lines.front().is_some_and(|line| line.end() <= offset) {
+            self.lines.pop_front();
+        }
+        if self.lines.is_empty() && self.lines.capacity() > IDLE_LINES {
+            // A burst is over: its bookkeeping need not stay.
+            self.lines.shrink_to(IDLE_LINES);
+        }
         self.acked.remove_below(self.base);
         self.lost.remove_below(self.base);
     }
@@ -218,17 +276,26 @@ impl SendStream {
 
     /// Drops everything: the session closed and nothing more will be sent.
     pub(crate) fn clear(&mut self) {
-        self.base = self.end();
+        self.base = self.end;
         self.next_new = self.base;
-        self.buf.clear();
+        self.lines = VecDeque::new();
         self.acked = RangeSet::new();
         self.lost = RangeSet::new();
     }
 }
 
+/// Lines' worth of bookkeeping an emptied stream keeps for the next lines; beyond
+/// this, it gives its memory back.
+const IDLE_LINES: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn push(s: &mut SendStream, line: &[u8]) -> Result<(), SendError> {
+        s.push_line(Bytes::copy_from_slice(line))
+            .map_err(|(e, _)| e)
+    }
 
     /// The next chunk's offset and bytes.
     fn chunk(s: &mut SendStream, max_len: usize, limit: u64) -> Option<(u64, Vec<u8>)> {
@@ -239,12 +306,12 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_is_copied_whole_when_the_buffer_wraps() {
+    fn a_chunk_spanning_lines_is_copied_whole() {
         let mut s = SendStream::new(16);
-        s.push_line(&[1; 8]).unwrap(); // 0..10
+        push(&mut s, &[1; 8]).unwrap(); // 0..10
         assert_eq!(chunk(&mut s, 100, u64::MAX).unwrap().1.len(), 10);
         s.ack_below(10);
-        s.push_line(&[2; 12]).unwrap(); // 10..24: wraps around the ring
+        push(&mut s, &[2; 12]).unwrap(); // 10..24: the second line
         let (o, d) = chunk(&mut s, 100, u64::MAX).unwrap();
         let mut want = vec![0, 12];
         want.extend_from_slice(&[2; 12]);
@@ -252,10 +319,34 @@ mod tests {
     }
 
     #[test]
+    fn any_range_reads_the_framed_lines_it_covers() {
+        let mut s = SendStream::new(1000);
+        let mut framed = Vec::new();
+        for len in [0usize, 1, 2, 3, 7, 40, 1] {
+            let line: Vec<u8> = (0..len).map(|i| (len * 16 + i) as u8).collect();
+            push(&mut s, &line).unwrap();
+            framed.extend_from_slice(&(len as u16).to_be_bytes());
+            framed.extend_from_slice(&line);
+        }
+        assert_eq!(s.end(), framed.len() as u64);
+        while s.next_chunk(1000, u64::MAX).is_some() {}
+        for base in [0, 1, 3, 9] {
+            s.ack_below(base);
+            for start in base..framed.len() as u64 {
+                for end in start..=framed.len() as u64 {
+                    let mut out = Vec::new();
+                    s.write_range(start..end, &mut out);
+                    assert_eq!(out, &framed[start as usize..end as usize], "{start}..{end}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn lines_are_length_prefixed_and_sent_in_chunks() {
         let mut s = SendStream::new(1000);
-        s.push_line(b"hello").unwrap();
-        s.push_line(b"").unwrap();
+        push(&mut s, b"hello").unwrap();
+        push(&mut s, b"").unwrap();
         assert_eq!(s.end(), 9);
         let (o, d) = chunk(&mut s, 4, u64::MAX).unwrap();
         assert_eq!((o, d.as_slice()), (0, &b"\x00\x05he"[..]));
@@ -267,7 +358,7 @@ mod tests {
     #[test]
     fn lost_bytes_are_resent_before_new_ones_and_acks_free_the_buffer() {
         let mut s = SendStream::new(1000);
-        s.push_line(&[b'a'; 20]).unwrap(); // 22 bytes
+        push(&mut s, &[b'a'; 20]).unwrap(); // 22 bytes
         s.next_chunk(10, u64::MAX).unwrap(); // 0..10
         s.next_chunk(10, u64::MAX).unwrap(); // 10..20
         s.on_acked(10..20);
@@ -291,7 +382,7 @@ mod tests {
     #[test]
     fn reneging_resends_everything_not_cumulatively_acknowledged() {
         let mut s = SendStream::new(1000);
-        s.push_line(&[1; 30]).unwrap(); // 32 bytes
+        push(&mut s, &[1; 30]).unwrap(); // 32 bytes
         s.next_chunk(100, u64::MAX).unwrap();
         s.on_acked(10..32);
         assert!(s.has_unacked_sent());
@@ -304,7 +395,7 @@ mod tests {
     #[test]
     fn flow_control_limits_new_data_but_not_retransmissions() {
         let mut s = SendStream::new(1000);
-        s.push_line(&[0; 100]).unwrap();
+        push(&mut s, &[0; 100]).unwrap();
         let (_, d) = chunk(&mut s, 1000, 50).unwrap();
         assert_eq!(d.len(), 50);
         assert!(s.next_chunk(1000, 50).is_none());
@@ -316,10 +407,10 @@ mod tests {
     #[test]
     fn back_pressure_and_length_limits() {
         let mut s = SendStream::new(10);
-        assert_eq!(s.push_line(&[0; 9]), Err(SendError::Full));
-        s.push_line(&[0; 8]).unwrap();
-        assert_eq!(s.push_line(&[]), Err(SendError::Full));
+        assert_eq!(push(&mut s, &[0; 9]), Err(SendError::Full));
+        push(&mut s, &[0; 8]).unwrap();
+        assert_eq!(push(&mut s, &[]), Err(SendError::Full));
         let mut big = SendStream::new(1 << 20);
-        assert_eq!(big.push_line(&vec![0; 70_000]), Err(SendError::TooLong));
+        assert_eq!(push(&mut big, &vec![0; 70_000]), Err(SendError::TooLong));
     }
 }

@@ -9,12 +9,13 @@
 //! that a burst of ACKs from one client costs one pass over its queue and window.
 //! Reliable senders are slowed while receivers catch up (see [`InputGate`]).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap;
 use natter_hub::{ClientId, ClientInfo, Transport};
 use natter_proto::Endpoint as ListenUrl;
 use natter_udp::{pack_lines, Config, Cookies, Incoming, Listener, Route, Stats};
@@ -153,9 +154,9 @@ impl UdpEndpoint {
             session_config: Config::default(),
             events: acceptor.context.events.clone(),
             acceptor,
-            conns: HashMap::new(),
-            by_addr: HashMap::new(),
-            by_session: HashMap::new(),
+            conns: HashMap::default(),
+            by_addr: HashMap::default(),
+            by_session: HashMap::default(),
             timers: BTreeSet::new(),
             gate: InputGate::default(),
             dirty: Vec::new(),
@@ -517,6 +518,10 @@ impl UdpEndpoint {
             .send(Event::Connected { id, info, queue })
             .await
             .ok()?;
+        match conn.kind {
+            Kind::Plain { .. } => self.stats.plain_sessions += 1,
+            Kind::Reliable(_) => self.stats.reliable_sessions += 1,
+        }
         self.conns.insert(id, conn);
         Some(id)
     }
@@ -826,9 +831,11 @@ impl UdpEndpoint {
             .set_behind(id, &mut behind_since, false, conn.last_heard);
         match &conn.kind {
             Kind::Plain { peer, .. } => {
+                self.stats.plain_sessions -= 1;
                 self.by_addr.remove(peer);
             }
             Kind::Reliable(r) => {
+                self.stats.reliable_sessions -= 1;
                 if let Some(session_id) = r.session.session_id() {
                     self.by_session.remove(&session_id);
                 }
@@ -845,16 +852,6 @@ impl UdpEndpoint {
 
     /// Copies the counters where [`crate::Server::udp_stats`] reads them.
     fn publish(&mut self) {
-        let mut plain = 0;
-        let mut reliable = 0;
-        for conn in self.conns.values() {
-            match conn.kind {
-                Kind::Plain { .. } => plain += 1,
-                Kind::Reliable(_) => reliable += 1,
-            }
-        }
-        self.stats.plain_sessions = plain;
-        self.stats.reliable_sessions = reliable;
         let mut published = self
             .published
             .lock()

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use natter_proto::{Message, ParseError};
-use natter_udp::{CloseReason, SendError, Session};
+use natter_udp::{CloseReason, Session};
 
 use super::plain::Parsed;
 use crate::send_queue::Outgoing;
@@ -55,6 +55,12 @@ impl ReliableConn {
                 if self.queue_ended {
                     break;
                 }
+                if self.session.send_buffer_used() == 0 && self.waiting.capacity() > 0 {
+                    // The client has everything it was sent: quiet for now. Its
+                    // buffer goes, and with it the queue's, if the queue is empty
+                    // (see `Outgoing::take`): an idle session holds neither.
+                    self.waiting = VecDeque::new();
+                }
                 let open = outgoing.take(&mut self.waiting, written);
                 written = 0;
                 if !open {
@@ -67,15 +73,18 @@ impl ReliableConn {
             let Some(line) = self.waiting.front() else {
                 break;
             };
-            match self.session.send_line(strip_line_end(line)) {
-                Ok(()) => {}
-                Err(SendError::Full) => break,
-                // Closing or closed (the client left), or a line no frame can hold:
-                // nobody will read it.
-                Err(SendError::NotOpen | SendError::TooLong) => {}
+            let len = line.len();
+            if !self.session.has_room_for(line_body_len(line)) {
+                break;
             }
-            written += line.len();
-            self.waiting.pop_front();
+            let Some(line) = self.waiting.pop_front() else {
+                break;
+            };
+            // The session keeps the line itself, shared with every other member of
+            // the room it went to. It has room (checked above); closing or closed
+            // (the client left), or a line no frame can hold, nobody will read it.
+            let _ = self.session.send_line_bytes(strip_line_end(line));
+            written += len;
         }
         if written > 0 {
             outgoing.written(written);
@@ -118,9 +127,15 @@ pub(crate) fn quit_reason(reason: CloseReason) -> String {
 }
 
 /// The hub's lines end in CR LF; reliable mode frames lines by length instead.
-fn strip_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
+fn strip_line_end(mut line: Bytes) -> Bytes {
+    line.truncate(line_body_len(&line));
+    line
+}
+
+/// The length of `line` without its line end.
+fn line_body_len(line: &[u8]) -> usize {
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    body.strip_suffix(b"\r").unwrap_or(body).len()
 }
 
 #[cfg(test)]
@@ -129,8 +144,8 @@ mod tests {
 
     #[test]
     fn line_ends_are_stripped_for_the_length_framing() {
-        assert_eq!(strip_line_end(b"PING :x\r\n"), b"PING :x");
-        assert_eq!(strip_line_end(b"PING :x\n"), b"PING :x");
-        assert_eq!(strip_line_end(b"PING :x"), b"PING :x");
+        for line in ["PING :x\r\n", "PING :x\n", "PING :x"] {
+            assert_eq!(strip_line_end(Bytes::from(line)), "PING :x");
+        }
     }
 }
