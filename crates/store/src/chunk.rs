@@ -11,16 +11,20 @@
 //! byte     flags: ACCOUNT, EXPLICIT_MSGID, and the command's code in the top bits
 //! [field]  command, when its code is OTHER_COMMAND
 //! [field]  msgid, when EXPLICIT_MSGID (otherwise it is seq.msgid())
-//! field    source
+//! name     source
 //! [field]  account, when ACCOUNT
-//! field    recipient
+//! name     recipient
 //! field    client tags
 //! field    text
 //! ```
 //!
-//! where a field is a varint byte length and that many bytes of UTF-8. Reading checks
-//! every length, every string and the chunk's columns (first and last seq, count), so
-//! a damaged chunk is reported as such instead of misread.
+//! where a field is a varint byte length and that many bytes of UTF-8, and a name is
+//! a varint `n`: when even, a field of `n / 2` bytes follows, which becomes the next
+//! entry of the chunk's name table (while it holds fewer than [`MAX_NAMES`]); when
+//! odd, the name is entry `n / 2` of that table. A conversation's messages come from
+//! few people to few places, so most names are a byte. Reading checks every length,
+//! every string and the chunk's columns (first and last seq, count), so a damaged
+//! chunk is reported as such instead of misread.
 
 use crate::model::{Seq, StoredMessage};
 
@@ -36,6 +40,10 @@ const NOTICE: u8 = 1;
 const TAGMSG: u8 = 2;
 const OTHER_COMMAND: u8 = 3;
 
+/// Names (sources and recipients) a chunk's table holds at most; later new names are
+/// written out each time.
+const MAX_NAMES: usize = 32;
+
 /// Messages a chunk holds at most: a query decodes whole chunks, so they stay small
 /// enough that reading one to answer `LATEST 1` costs little.
 pub(crate) const MAX_MESSAGES: usize = 256;
@@ -49,39 +57,6 @@ pub(crate) const MAX_SPAN_MS: i64 = 60_000;
 /// `count` messages.
 pub(crate) fn fits(first: Seq, count: usize, seq: Seq) -> bool {
     count < MAX_MESSAGES && seq.time_ms() - first.time_ms() <= MAX_SPAN_MS
-}
-
-/// Appends everything of `m` but its `Seq` to `out`: the part of a chunk entry that
-/// does not depend on the message before it.
-pub(crate) fn encode_fields(m: &StoredMessage, out: &mut Vec<u8>) {
-    let command = match m.command.as_str() {
-        "PRIVMSG" => PRIVMSG,
-        "NOTICE" => NOTICE,
-        "TAGMSG" => TAGMSG,
-        _ => OTHER_COMMAND,
-    };
-    let explicit_msgid = !is_derived_msgid(m.seq, &m.msgid);
-    let mut flags = command << COMMAND_SHIFT;
-    if m.account.is_some() {
-        flags |= ACCOUNT;
-    }
-    if explicit_msgid {
-        flags |= EXPLICIT_MSGID;
-    }
-    out.push(flags);
-    if command == OTHER_COMMAND {
-        put_field(out, &m.command);
-    }
-    if explicit_msgid {
-        put_field(out, &m.msgid);
-    }
-    put_field(out, &m.source);
-    if let Some(account) = &m.account {
-        put_field(out, account);
-    }
-    put_field(out, &m.recipient);
-    put_field(out, &m.client_tags);
-    put_field(out, &m.text);
 }
 
 /// Whether `msgid` is the one `seq` names ([`Seq::msgid`]: lowercase hex without
@@ -104,6 +79,8 @@ fn is_derived_msgid(seq: Seq, msgid: &str) -> bool {
 /// Builds chunk bodies from messages already in `Seq` order.
 pub(crate) struct ChunkBuilder {
     body: Vec<u8>,
+    /// Where the names of the table are in `body`.
+    names: Vec<std::ops::Range<usize>>,
     first: Option<Seq>,
     last: Option<Seq>,
     count: usize,
@@ -119,16 +96,18 @@ impl ChunkBuilder {
     pub(crate) fn new() -> ChunkBuilder {
         ChunkBuilder {
             body: vec![FORMAT],
+            names: Vec::new(),
             first: None,
             last: None,
             count: 0,
         }
     }
 
-    /// Starts a new chunk, keeping the buffer.
+    /// Starts a new chunk, keeping the buffers.
     pub(crate) fn clear(&mut self) {
         self.body.clear();
         self.body.push(FORMAT);
+        self.names.clear();
         self.first = None;
         self.last = None;
         self.count = 0;
@@ -142,15 +121,59 @@ impl ChunkBuilder {
         }
     }
 
-    /// Adds a message given by its `Seq`, greater than the last one added, and its
-    /// fields from [`encode_fields`].
-    pub(crate) fn push(&mut self, seq: Seq, fields: &[u8]) {
-        let previous = self.last.or(Some(seq)).map_or(0, |s| s.raw());
-        put_varint(&mut self.body, seq.raw().wrapping_sub(previous) as u64);
-        self.body.extend_from_slice(fields);
-        self.first.get_or_insert(seq);
-        self.last = Some(seq);
+    /// Adds a message, later than the last one added.
+    pub(crate) fn push(&mut self, m: &StoredMessage) {
+        let previous = self.last.unwrap_or(m.seq).raw();
+        put_varint(&mut self.body, m.seq.raw().wrapping_sub(previous) as u64);
+        self.first.get_or_insert(m.seq);
+        self.last = Some(m.seq);
         self.count += 1;
+        let command = match m.command.as_str() {
+            "PRIVMSG" => PRIVMSG,
+            "NOTICE" => NOTICE,
+            "TAGMSG" => TAGMSG,
+            _ => OTHER_COMMAND,
+        };
+        let explicit_msgid = !is_derived_msgid(m.seq, &m.msgid);
+        let mut flags = command << COMMAND_SHIFT;
+        if m.account.is_some() {
+            flags |= ACCOUNT;
+        }
+        if explicit_msgid {
+            flags |= EXPLICIT_MSGID;
+        }
+        self.body.push(flags);
+        if command == OTHER_COMMAND {
+            put_field(&mut self.body, &m.command);
+        }
+        if explicit_msgid {
+            put_field(&mut self.body, &m.msgid);
+        }
+        self.put_name(&m.source);
+        if let Some(account) = &m.account {
+            put_field(&mut self.body, account);
+        }
+        self.put_name(&m.recipient);
+        put_field(&mut self.body, &m.client_tags);
+        put_field(&mut self.body, &m.text);
+    }
+
+    fn put_name(&mut self, name: &str) {
+        let body = &mut self.body;
+        if let Some(i) = self
+            .names
+            .iter()
+            .position(|range| &body[range.clone()] == name.as_bytes())
+        {
+            put_varint(body, (i as u64) << 1 | 1);
+            return;
+        }
+        put_varint(body, (name.len() as u64) << 1);
+        let start = body.len();
+        body.extend_from_slice(name.as_bytes());
+        if self.names.len() < MAX_NAMES {
+            self.names.push(start..body.len());
+        }
     }
 
     /// (first seq, last seq, count, body) of the chunk built; `None` when empty.
@@ -212,6 +235,7 @@ pub(crate) fn decode<'a>(
         return Err(format!("unknown chunk format {format}"));
     }
     let mut seq = columns.first;
+    let mut names: Vec<&str> = Vec::new();
     while !reader.rest.is_empty() {
         let delta = reader.varint()?;
         if out.is_empty() {
@@ -238,7 +262,7 @@ pub(crate) fn decode<'a>(
         } else {
             None
         };
-        let source = reader.field()?;
+        let source = reader.name(&mut names)?;
         let account = if flags & ACCOUNT != 0 {
             Some(reader.field()?)
         } else {
@@ -250,7 +274,7 @@ pub(crate) fn decode<'a>(
             command,
             source,
             account,
-            recipient: reader.field()?,
+            recipient: reader.name(&mut names)?,
             client_tags: reader.field()?,
             text: reader.field()?,
         });
@@ -305,7 +329,28 @@ impl<'a> Reader<'a> {
     }
 
     fn field(&mut self) -> Result<&'a str, String> {
-        let len = usize::try_from(self.varint()?).map_err(|_| "a field too long")?;
+        let len = self.varint()?;
+        self.field_of(len)
+    }
+
+    fn name(&mut self, names: &mut Vec<&'a str>) -> Result<&'a str, String> {
+        let n = self.varint()?;
+        if n & 1 == 1 {
+            let i = usize::try_from(n >> 1).unwrap_or(usize::MAX);
+            return names
+                .get(i)
+                .copied()
+                .ok_or_else(|| "an unknown name".into());
+        }
+        let name = self.field_of(n >> 1)?;
+        if names.len() < MAX_NAMES {
+            names.push(name);
+        }
+        Ok(name)
+    }
+
+    fn field_of(&mut self, len: u64) -> Result<&'a str, String> {
+        let len = usize::try_from(len).map_err(|_| "a field too long")?;
         if len > self.rest.len() {
             return Err("cut short".into());
         }
@@ -335,11 +380,8 @@ mod tests {
 
     fn chunk_of(messages: &[StoredMessage]) -> (ChunkColumns, Vec<u8>) {
         let mut builder = ChunkBuilder::new();
-        let mut fields = Vec::new();
         for m in messages {
-            fields.clear();
-            encode_fields(m, &mut fields);
-            builder.push(m.seq, &fields);
+            builder.push(m);
         }
         let (first, last, count, body) = builder.parts().unwrap();
         let columns = ChunkColumns {
@@ -369,7 +411,18 @@ mod tests {
         legacy.account = Some(String::new());
         let mut zero_padded = message(legacy.seq.next(0), "x");
         zero_padded.msgid = format!("0{}", zero_padded.seq.msgid());
-        let messages = vec![message(first, "hello"), odd, legacy, zero_padded];
+        let mut messages = vec![message(first, "hello"), odd, legacy, zero_padded];
+        // More names than the table holds, used again after it is full.
+        let mut seq = messages[3].seq;
+        for n in 0..(MAX_NAMES as u64 + 10) {
+            for again in [n, n / 3] {
+                seq = seq.next(0);
+                let mut m = message(seq, "");
+                m.source = format!("nick{again}!u@h");
+                m.recipient = format!("#room{}", again % 5);
+                messages.push(m);
+            }
+        }
         let (columns, body) = chunk_of(&messages);
         assert_eq!(read_back(columns, &body).unwrap(), messages);
     }

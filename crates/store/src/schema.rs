@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Transaction};
 
-use crate::chunk::{self, ChunkBuilder};
+use crate::chunk::ChunkBuilder;
 use crate::model::{Seq, StoredMessage};
 
 /// One step of the schema: SQL, or code where SQL cannot say it (re-encoding rows).
@@ -161,7 +161,6 @@ fn chunk_history(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         let mut rows = read.query([])?;
         let mut builder = ChunkBuilder::new();
         let mut current = None;
-        let mut fields = Vec::new();
         while let Some(row) = rows.next()? {
             let conversation: i64 = row.get(0)?;
             let seq = Seq::from_raw(row.get(1)?);
@@ -173,9 +172,7 @@ fn chunk_history(tx: &Transaction<'_>) -> rusqlite::Result<()> {
                 builder.clear();
                 current = Some(conversation);
             }
-            fields.clear();
-            chunk::encode_fields(&schema_two_body(seq, &body), &mut fields);
-            builder.push(seq, &fields);
+            builder.push(&schema_two_body(seq, &body));
         }
         if let Some(previous) = current {
             write(previous, &builder)?;

@@ -424,10 +424,10 @@ impl SqliteStore {
             pending: &mut self.pending,
             conversations: &mut self.conversations,
         };
-        for write in batch {
-            writer.apply(write)?;
+        for (place, write) in batch.iter().enumerate() {
+            writer.apply(write, place)?;
         }
-        writer.flush()?;
+        writer.flush(batch)?;
         let written_up_to = self.pending.newest.max(stored_up_to);
         tx.commit().context("cannot commit")?;
         self.stored_up_to = Some(written_up_to);
@@ -462,8 +462,6 @@ struct Pending {
     /// The first `in_use` are this transaction's.
     conversations: Vec<PendingConversation>,
     in_use: usize,
-    /// The encoded fields (`chunk::encode_fields`) of every message, end to end.
-    fields: Vec<u8>,
     /// The greatest `Seq` added.
     newest: i64,
     builder: ChunkBuilder,
@@ -471,8 +469,8 @@ struct Pending {
 
 struct PendingConversation {
     id: i64,
-    /// (seq, where its fields are in `Pending::fields`).
-    messages: Vec<(Seq, std::ops::Range<usize>)>,
+    /// (seq, the message's place in the batch).
+    messages: Vec<(Seq, usize)>,
     newest: Seq,
     in_order: bool,
 }
@@ -481,13 +479,12 @@ impl Pending {
     fn clear(&mut self) {
         self.index.clear();
         self.in_use = 0;
-        self.fields.clear();
         self.newest = i64::MIN;
     }
 
-    /// Adds a message newer than everything in history; `false` if this transaction
-    /// already holds it.
-    fn add(&mut self, conversation: i64, m: &StoredMessage) -> bool {
+    /// Adds a message newer than everything in history, the write at `place` in the
+    /// batch; `false` if this transaction already holds it.
+    fn add(&mut self, conversation: i64, m: &StoredMessage, place: usize) -> bool {
         let slot = match self.index.get(&conversation) {
             Some(slot) => *slot,
             None => {
@@ -518,9 +515,7 @@ impl Pending {
             entry.in_order = false;
         }
         entry.newest = entry.newest.max(m.seq);
-        let start = self.fields.len();
-        chunk::encode_fields(m, &mut self.fields);
-        entry.messages.push((m.seq, start..self.fields.len()));
+        entry.messages.push((m.seq, place));
         self.newest = self.newest.max(m.seq.raw());
         true
     }
@@ -538,7 +533,7 @@ struct BatchWriter<'t> {
 }
 
 impl BatchWriter<'_> {
-    fn apply(&mut self, write: &Write) -> Result<(), StoreError> {
+    fn apply(&mut self, write: &Write, place: usize) -> Result<(), StoreError> {
         let tx = self.tx;
         let fail = "cannot commit";
         match write {
@@ -549,7 +544,7 @@ impl BatchWriter<'_> {
                 let conversation =
                     conversation_id(tx, self.conversations, &m.target).context(fail)?;
                 let added = if m.seq.raw() > self.stored_up_to {
-                    self.pending.add(conversation, m)
+                    self.pending.add(conversation, m, place)
                 } else {
                     self.add_older(conversation, m)?
                 };
@@ -619,9 +614,7 @@ impl BatchWriter<'_> {
         let Some(chunk) = chunk_at(self.tx, conversation, seq)? else {
             let builder = &mut self.pending.builder;
             builder.clear();
-            let mut fields = Vec::new();
-            chunk::encode_fields(m, &mut fields);
-            builder.push(m.seq, &fields);
+            builder.push(m);
             // Ignored if another conversation's chunk ends at this seq: a seq names
             // one message.
             let written = insert_chunk(self.tx, conversation, builder, true).context(fail)?;
@@ -635,11 +628,8 @@ impl BatchWriter<'_> {
         messages.insert(at, m.clone());
         let builder = &mut self.pending.builder;
         builder.clear();
-        let mut fields = Vec::new();
         for message in &messages {
-            fields.clear();
-            chunk::encode_fields(message, &mut fields);
-            builder.push(message.seq, &fields);
+            builder.push(message);
         }
         rewrite_chunk(self.tx, chunk.columns.last, builder).context(fail)?;
         Ok(true)
@@ -647,7 +637,7 @@ impl BatchWriter<'_> {
 
     /// Writes the gathered messages: each conversation's in `Seq` order, in chunks
     /// of at most `chunk::MAX_MESSAGES` spanning at most `chunk::MAX_SPAN_MS`.
-    fn flush(&mut self) -> Result<(), StoreError> {
+    fn flush(&mut self, batch: &[Write]) -> Result<(), StoreError> {
         let pending = &mut *self.pending;
         for entry in &mut pending.conversations[..pending.in_use] {
             if !entry.in_order {
@@ -655,12 +645,15 @@ impl BatchWriter<'_> {
             }
             let builder = &mut pending.builder;
             builder.clear();
-            for (seq, fields) in &entry.messages {
+            for (seq, place) in &entry.messages {
+                let Write::Message { message, .. } = &batch[*place] else {
+                    continue;
+                };
                 if !builder.fits(*seq) {
                     insert_chunk(self.tx, entry.id, builder, false).context("cannot commit")?;
                     builder.clear();
                 }
-                builder.push(*seq, &pending.fields[fields.clone()]);
+                builder.push(message);
             }
             insert_chunk(self.tx, entry.id, builder, false).context("cannot commit")?;
         }
@@ -1013,16 +1006,13 @@ impl Store for SqliteStore {
             .context(fail)?;
         let mut partly = 0;
         let mut builder = ChunkBuilder::new();
-        let mut fields = Vec::new();
         for chunk in &straddling {
             builder.clear();
             for view in chunk.messages()? {
                 if view.seq.raw() < end {
                     partly += 1;
                 } else {
-                    fields.clear();
-                    chunk::encode_fields(&view.to_message(""), &mut fields);
-                    builder.push(view.seq, &fields);
+                    builder.push(&view.to_message(""));
                 }
             }
             rewrite_chunk(&tx, chunk.columns.last, &builder).context(fail)?;
