@@ -48,7 +48,7 @@ fn run(
     let mut next_prune = Instant::now();
     // Kept from group to group: a group allocates nothing but what it reports.
     let mut writes: Vec<Write> = Vec::new();
-    let mut reads = Vec::new();
+    let mut write_tickets = Vec::new();
     loop {
         if let Some(keep) = retention {
             if Instant::now() >= next_prune {
@@ -68,36 +68,50 @@ fn run(
                 Err(_) => break,
             }
         }
-        let mut write_tickets = Vec::new();
+        // In the order asked: the writes before a read are committed before it runs,
+        // so it sees them, and those after it are not, so it does not. (A read of
+        // offline messages run after later writes would take messages queued for an
+        // account that has logged out since, and deliver them to nobody.)
         for request in requests {
             match request.job {
                 StoreJob::Write(batch) => {
                     writes.extend(batch);
                     write_tickets.push(request.ticket);
                 }
-                job => reads.push((request.ticket, job)),
+                job => {
+                    commit(store, events, &mut writes, &mut write_tickets);
+                    report(events, request.ticket, read(store, job));
+                }
             }
         }
-        // Writes first: a read asked after a write sees it.
-        if !write_tickets.is_empty() {
-            let outcome = match store.write(&writes) {
-                Ok(()) => StoreOutcome::Written,
-                Err(e) => {
-                    tracing::error!("the store could not commit {} writes: {e}", writes.len());
-                    StoreOutcome::Failed(e.to_string())
-                }
-            };
-            writes.clear();
-            // The hub task is gone only at shutdown; nothing is left to tell then.
-            let _ = events.blocking_send(Event::StoresDone {
-                tickets: write_tickets,
-                outcome,
-            });
-        }
-        for (ticket, job) in reads.drain(..) {
-            report(events, ticket, read(store, job));
-        }
+        commit(store, events, &mut writes, &mut write_tickets);
     }
+}
+
+/// Commits the writes gathered, if any, in one transaction, and reports the outcome
+/// of each of their jobs.
+fn commit(
+    store: &mut dyn Store,
+    events: &mpsc::Sender<Event>,
+    writes: &mut Vec<Write>,
+    write_tickets: &mut Vec<u64>,
+) {
+    if write_tickets.is_empty() {
+        return;
+    }
+    let outcome = match store.write(writes) {
+        Ok(()) => StoreOutcome::Written,
+        Err(e) => {
+            tracing::error!("the store could not commit {} writes: {e}", writes.len());
+            StoreOutcome::Failed(e.to_string())
+        }
+    };
+    writes.clear();
+    // The hub task is gone only at shutdown; nothing is left to tell then.
+    let _ = events.blocking_send(Event::StoresDone {
+        tickets: std::mem::take(write_tickets),
+        outcome,
+    });
 }
 
 /// Deletes history older than `keep`.

@@ -6,6 +6,8 @@
 //! writes into one transaction ([`Store::write`]): that is what makes durability cheap.
 //! A PostgreSQL implementation fits the same shape.
 
+#[cfg(feature = "sqlite")]
+mod chunk;
 mod error;
 mod model;
 #[cfg(feature = "sqlite")]

@@ -1,8 +1,24 @@
 //! The embedded store: one SQLite file, WAL mode, every write batch one transaction.
+//!
+//! History is kept in chunks (`crate::chunk`): the messages of one conversation that
+//! one transaction writes go into one row of `history_chunks`, keyed by the last one's
+//! `Seq`, with one index entry on (conversation, last_seq). The chunks of a
+//! conversation never overlap, so every history query is a range scan of that index
+//! that decodes the chunks it meets.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-type Conversations = HashMap<String, i64, foldhash::fast::RandomState>;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use crate::chunk::{self, ChunkBuilder, ChunkColumns, MessageView};
+use crate::error::StoreError;
+use crate::model::{Account, HistoryQuery, Selector, Seq, StoredMessage, TargetActivity, Write};
+use crate::schema::MIGRATIONS;
+use crate::Store;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Conversations = FastMap<String, i64>;
 
 /// Conversation ids kept in memory at most. Anyone can start conversations (a new
 /// nick is a new one), so the cache is bounded: when full it starts again, and the
@@ -15,71 +31,78 @@ fn remember(known: &mut Conversations, key: &str, id: i64) {
     }
     known.insert(key.to_owned(), id);
 }
-use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+/// Adds what was being done to a SQLite error.
+trait Context<T> {
+    fn context(self, what: &str) -> Result<T, StoreError>;
+}
 
-use crate::error::StoreError;
-use crate::model::{Account, HistoryQuery, Selector, Seq, StoredMessage, TargetActivity, Write};
-use crate::schema::MIGRATIONS;
-use crate::Store;
+impl<T> Context<T> for rusqlite::Result<T> {
+    fn context(self, what: &str) -> Result<T, StoreError> {
+        // Lazily: the text is made only on failure.
+        self.map_err(|e| StoreError::sqlite(what)(e))
+    }
+}
 
-/// The fields of a message besides its number and conversation, in one column: a
-/// message is written and read whole, and one bound value costs less than seven.
-/// They are joined by LF, which no IRC field can hold; the text comes last, so that
-/// even a text holding one would read back whole.
-mod body {
-    use crate::model::{Seq, StoredMessage};
+/// A chunk row: its columns and its body.
+struct ChunkRow {
+    conversation: i64,
+    columns: ChunkColumns,
+    body: Vec<u8>,
+}
 
-    const SEPARATOR: char = '\n';
-
-    #[cfg(test)]
-    pub(super) fn encode(m: &StoredMessage) -> String {
-        let mut body = String::new();
-        encode_into(m, &mut body);
-        body
+impl ChunkRow {
+    /// Reads `last_seq, conversation, first_seq, count, body` from a row.
+    fn read(r: &Row<'_>) -> rusqlite::Result<ChunkRow> {
+        Ok(ChunkRow {
+            columns: ChunkColumns {
+                last: r.get(0)?,
+                first: r.get(2)?,
+                count: r.get(3)?,
+            },
+            conversation: r.get(1)?,
+            body: r.get(4)?,
+        })
     }
 
-    /// Replaces what `body` holds with the body of `m`.
-    pub(super) fn encode_into(m: &StoredMessage, body: &mut String) {
-        let account = m.account.as_deref().unwrap_or("");
-        body.clear();
-        for field in [
-            &m.msgid,
-            &m.command,
-            &m.source,
-            account,
-            &m.recipient,
-            &m.client_tags,
-        ] {
-            body.push_str(field);
-            body.push(SEPARATOR);
-        }
-        body.push_str(&m.text);
+    fn messages(&self) -> Result<Vec<MessageView<'_>>, StoreError> {
+        let mut views = Vec::new();
+        decode(self.conversation, self.columns, &self.body, &mut views)?;
+        Ok(views)
     }
+}
 
-    pub(super) fn decode(seq: Seq, target: String, body: &str) -> StoredMessage {
-        let mut fields = body.splitn(7, SEPARATOR);
-        let mut next = || fields.next().unwrap_or("").to_owned();
-        let msgid = next();
-        let command = next();
-        let source = next();
-        let account = Some(next()).filter(|a| !a.is_empty());
-        let recipient = next();
-        let client_tags = next();
-        let text = next();
-        StoredMessage {
-            seq,
-            msgid,
-            target,
-            command,
-            source,
-            account,
-            recipient,
-            text,
-            client_tags,
-        }
-    }
+/// Decodes a chunk, saying which one when it is damaged.
+fn decode<'a>(
+    conversation: i64,
+    columns: ChunkColumns,
+    body: &'a [u8],
+    out: &mut Vec<MessageView<'a>>,
+) -> Result<(), StoreError> {
+    chunk::decode(columns, body, out).map_err(|why| {
+        StoreError::new(format!(
+            "the history chunk ending at seq {} of conversation {conversation} is damaged: {why}",
+            columns.last
+        ))
+    })
+}
+
+const CHUNK_COLUMNS: &str = "last_seq, conversation, first_seq, count, body";
+
+/// The chunk of a conversation that holds `seq` if any message does: the first one
+/// ending at or after it.
+fn chunk_at(tx: &Connection, conversation: i64, seq: i64) -> Result<Option<ChunkRow>, StoreError> {
+    let sql = format!(
+        "SELECT {CHUNK_COLUMNS} FROM history_chunks
+         WHERE conversation = ?1 AND last_seq >= ?2 ORDER BY last_seq LIMIT 1"
+    );
+    tx.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_row(params![conversation, seq], ChunkRow::read)
+                .optional()
+        })
+        .context("cannot read history")
+        .map(|row| row.filter(|row| row.columns.first <= seq))
 }
 
 /// A store in one SQLite file.
@@ -89,8 +112,12 @@ pub struct SqliteStore {
     /// there are few conversations. (foldhash: looked up for every message, with
     /// keys made of nicks that clients choose.)
     conversations: Conversations,
-    /// Buffers for message bodies, kept from one write to the next.
-    bodies: Vec<String>,
+    /// Not less than the greatest `Seq` in history, once read: a message after it
+    /// cannot be there yet, so it is appended without looking. (The hub numbers
+    /// messages in order, so that is nearly every message.)
+    stored_up_to: Option<i64>,
+    /// The messages of the transaction being written, kept from one to the next.
+    pending: Pending,
 }
 
 /// A selector resolved against the conversation: a message, or a time.
@@ -99,6 +126,38 @@ enum Bound {
     Message(Seq),
     Time(i64),
     Unbounded,
+}
+
+/// Sequence numbers from `low` to `high`, both included.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    low: i64,
+    high: i64,
+}
+
+impl Range {
+    const ALL: Range = Range {
+        low: i64::MIN,
+        high: i64::MAX,
+    };
+
+    fn only(seq: Seq) -> Range {
+        Range {
+            low: seq.raw(),
+            high: seq.raw(),
+        }
+    }
+
+    fn and(self, other: Range) -> Range {
+        Range {
+            low: self.low.max(other.low),
+            high: self.high.min(other.high),
+        }
+    }
+
+    fn holds(self, seq: Seq) -> bool {
+        (self.low..=self.high).contains(&seq.raw())
+    }
 }
 
 impl Bound {
@@ -110,16 +169,28 @@ impl Bound {
         }
     }
 
-    /// The SQL condition for "strictly before" (or after) this bound. A time is a
-    /// range of sequence numbers: before `t` is below its first, after `t` is from the
-    /// first of the next millisecond.
-    fn condition(self, before: bool) -> String {
+    /// The sequence numbers strictly before (or after) this bound. A time is a range
+    /// of sequence numbers: before `t` is below its first, after `t` is from the first
+    /// of the next millisecond.
+    fn beyond(self, before: bool) -> Range {
         match (self, before) {
-            (Bound::Message(seq), true) => format!("h.seq < {}", seq.raw()),
-            (Bound::Message(seq), false) => format!("h.seq > {}", seq.raw()),
-            (Bound::Time(t), true) => format!("h.seq < {}", Seq::at(t).raw()),
-            (Bound::Time(t), false) => format!("h.seq >= {}", Seq::at(t.saturating_add(1)).raw()),
-            (Bound::Unbounded, _) => "1".into(),
+            (Bound::Message(seq), true) => Range {
+                low: i64::MIN,
+                high: seq.raw().saturating_sub(1),
+            },
+            (Bound::Message(seq), false) => Range {
+                low: seq.raw().saturating_add(1),
+                high: i64::MAX,
+            },
+            (Bound::Time(t), true) => Range {
+                low: i64::MIN,
+                high: Seq::at(t).raw() - 1,
+            },
+            (Bound::Time(t), false) => Range {
+                low: Seq::at(t.saturating_add(1)).raw(),
+                high: i64::MAX,
+            },
+            (Bound::Unbounded, _) => Range::ALL,
         }
     }
 }
@@ -151,13 +222,13 @@ impl SqliteStore {
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;",
         )
-        .map_err(StoreError::sqlite("cannot configure the database"))?;
-        // The queries, and the inserts of 1, 2, 4, ... 64 messages, stay prepared.
+        .context("cannot configure the database")?;
         conn.set_prepared_statement_cache_capacity(32);
         let mut store = SqliteStore {
             conn,
             conversations: Conversations::default(),
-            bodies: Vec::new(),
+            stored_up_to: None,
+            pending: Pending::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -167,7 +238,7 @@ impl SqliteStore {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(StoreError::sqlite("cannot read the schema version"))?;
+            .context("cannot read the schema version")?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
             return Err(StoreError::new(format!(
@@ -179,11 +250,12 @@ impl SqliteStore {
             let tx = self
                 .conn
                 .transaction()
-                .map_err(StoreError::sqlite("cannot start a migration"))?;
-            tx.execute_batch(migration)
+                .context("cannot start a migration")?;
+            migration
+                .apply(&tx)
                 .map_err(StoreError::sqlite(format!("migration {} failed", i + 1)))?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(StoreError::sqlite("cannot record the schema version"))?;
+                .context("cannot record the schema version")?;
             tx.commit().map_err(StoreError::sqlite(format!(
                 "migration {} failed to commit",
                 i + 1
@@ -200,10 +272,10 @@ impl SqliteStore {
             dest.display()
         )))?;
         let backup = rusqlite::backup::Backup::new(&self.conn, &mut out)
-            .map_err(StoreError::sqlite("cannot start the backup"))?;
+            .context("cannot start the backup")?;
         backup
             .run_to_completion(256, std::time::Duration::from_millis(0), None)
-            .map_err(StoreError::sqlite("the backup failed"))
+            .context("the backup failed")
     }
 
     /// The row id of a conversation, if it has ever had a message.
@@ -219,7 +291,7 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(StoreError::sqlite("cannot look up a conversation"))?;
+            .context("cannot look up a conversation")?;
         if let Some(id) = id {
             remember(&mut self.conversations, key, id);
         }
@@ -245,17 +317,19 @@ impl SqliteStore {
                             |r| r.get(0),
                         )
                         .optional()
-                        .map_err(StoreError::sqlite("cannot look up a message id"))?,
+                        .context("cannot look up a message id")?,
                 };
                 let Some(seq) = seq else {
                     return Ok(None);
                 };
                 // The message must be in this conversation.
-                let found = self
-                    .conn
-                    .prepare_cached("SELECT 1 FROM history WHERE seq = ?1 AND conversation = ?2")
-                    .and_then(|mut stmt| stmt.exists(params![seq, conversation]))
-                    .map_err(StoreError::sqlite("cannot look up a message id"))?;
+                let found = match chunk_at(&self.conn, conversation, seq)? {
+                    Some(chunk) => chunk
+                        .messages()?
+                        .binary_search_by_key(&seq, |m| m.seq.raw())
+                        .is_ok(),
+                    None => false,
+                };
                 if !found {
                     return Ok(None);
                 }
@@ -264,34 +338,72 @@ impl SqliteStore {
         }))
     }
 
-    /// Messages of a conversation meeting `conditions`, the `limit` nearest in the
-    /// given direction, returned oldest first.
+    /// Messages of a conversation in `range`, the `limit` nearest to its end (newest
+    /// first) or to its start, returned oldest first.
     fn select(
         &self,
         conversation: i64,
         target: &str,
-        conditions: &[String],
+        range: Range,
         newest_first: bool,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let order = if newest_first { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT h.seq, h.body FROM history h WHERE h.conversation = ?1 AND {} ORDER BY h.seq {order} LIMIT ?2",
-            conditions.join(" AND ")
-        );
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(StoreError::sqlite("cannot query history"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![conversation, limit], |r| {
-                message_from_row(r, target.to_owned())
-            })
-            .map_err(StoreError::sqlite("cannot query history"))?;
-        let mut messages = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(StoreError::sqlite("cannot read history"))?;
+        let mut messages = Vec::new();
+        if limit == 0 || range.low > range.high {
+            return Ok(messages);
+        }
+        let mut take = |chunk: &ChunkRow| -> Result<bool, StoreError> {
+            let views = chunk.messages()?;
+            let wanted = views.iter().filter(|m| range.holds(m.seq));
+            let room = limit - messages.len();
+            if newest_first {
+                messages.extend(wanted.rev().take(room).map(|m| m.to_message(target)));
+            } else {
+                messages.extend(wanted.take(room).map(|m| m.to_message(target)));
+            }
+            Ok(messages.len() == limit)
+        };
+        if newest_first {
+            // From the chunk that holds the end of the range (if one does) down.
+            let top = chunk_at(&self.conn, conversation, range.high)?
+                .map_or(range.high, |c| c.columns.last);
+            let sql = format!(
+                "SELECT {CHUNK_COLUMNS} FROM history_chunks
+                 WHERE conversation = ?1 AND last_seq >= ?2 AND last_seq <= ?3
+                 ORDER BY last_seq DESC"
+            );
+            let mut stmt = self
+                .conn
+                .prepare_cached(&sql)
+                .context("cannot query history")?;
+            let mut rows = stmt
+                .query(params![conversation, range.low, top])
+                .context("cannot query history")?;
+            while let Some(row) = rows.next().context("cannot read history")? {
+                let chunk = ChunkRow::read(row).context("cannot read history")?;
+                if take(&chunk)? || chunk.columns.first <= range.low {
+                    break;
+                }
+            }
+        } else {
+            let sql = format!(
+                "SELECT {CHUNK_COLUMNS} FROM history_chunks
+                 WHERE conversation = ?1 AND last_seq >= ?2 ORDER BY last_seq"
+            );
+            let mut stmt = self
+                .conn
+                .prepare_cached(&sql)
+                .context("cannot query history")?;
+            let mut rows = stmt
+                .query(params![conversation, range.low])
+                .context("cannot query history")?;
+            while let Some(row) = rows.next().context("cannot read history")? {
+                let chunk = ChunkRow::read(row).context("cannot read history")?;
+                if chunk.columns.first > range.high || take(&chunk)? {
+                    break;
+                }
+            }
+        }
         if newest_first {
             messages.reverse();
         }
@@ -299,42 +411,28 @@ impl SqliteStore {
     }
 
     /// Runs the writes of one transaction, learning the ids of new conversations.
-    fn apply_all(&mut self, batch: &[Write]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut writer = BatchWriter {
-                tx: &tx,
-                insert_one: tx.prepare_cached(&insert_history_sql(1))?,
-                insert_many: tx.prepare_cached(&insert_history_sql(ROWS_PER_INSERT))?,
-                insert_some: None,
-                rows: Vec::with_capacity(ROWS_PER_INSERT),
-                bodies: &mut self.bodies,
-                conversations: &mut self.conversations,
-            };
-            for write in batch {
-                writer.apply(write)?;
-            }
-            writer.flush()?;
+    fn apply_all(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+        let stored_up_to = match self.stored_up_to {
+            Some(seq) => seq,
+            None => self.last_seq()?.map_or(i64::MIN, Seq::raw),
+        };
+        let tx = self.conn.transaction().context("cannot start a write")?;
+        self.pending.clear();
+        let mut writer = BatchWriter {
+            tx: &tx,
+            stored_up_to,
+            pending: &mut self.pending,
+            conversations: &mut self.conversations,
+        };
+        for (place, write) in batch.iter().enumerate() {
+            writer.apply(write, place)?;
         }
-        tx.commit()
+        writer.flush(batch)?;
+        let written_up_to = self.pending.newest.max(stored_up_to);
+        tx.commit().context("cannot commit")?;
+        self.stored_up_to = Some(written_up_to);
+        Ok(())
     }
-}
-
-/// Messages written by one INSERT statement: one statement step, and one cursor
-/// that appends, for many messages.
-const ROWS_PER_INSERT: usize = 64;
-
-/// `INSERT OR IGNORE` of `rows` messages: a message is written once; writing it
-/// again changes nothing.
-fn insert_history_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?)"; rows].join(", ");
-    format!("INSERT OR IGNORE INTO history (seq, conversation, body) VALUES {values}")
-}
-
-fn message_from_row(r: &Row<'_>, target: String) -> rusqlite::Result<StoredMessage> {
-    let seq = Seq::from_raw(r.get(0)?);
-    let body: String = r.get(1)?;
-    Ok(body::decode(seq, target, &body))
 }
 
 /// The id of a conversation, created on its first message.
@@ -355,52 +453,112 @@ fn conversation_id(
     Ok(id)
 }
 
-/// The writes of one transaction. Messages are nearly every write: they go in
-/// [`ROWS_PER_INSERT`] at a time, their bodies built in buffers kept from one
-/// transaction to the next.
+/// The new messages of one transaction, by conversation, until they are written as
+/// chunks when it ends. Buffers are kept from one transaction to the next.
+#[derive(Default)]
+struct Pending {
+    /// Conversation id → its entry in `conversations`.
+    index: FastMap<i64, usize>,
+    /// The first `in_use` are this transaction's.
+    conversations: Vec<PendingConversation>,
+    in_use: usize,
+    /// The greatest `Seq` added.
+    newest: i64,
+    builder: ChunkBuilder,
+}
+
+struct PendingConversation {
+    id: i64,
+    /// (seq, the message's place in the batch).
+    messages: Vec<(Seq, usize)>,
+    newest: Seq,
+    in_order: bool,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.index.clear();
+        self.in_use = 0;
+        self.newest = i64::MIN;
+    }
+
+    /// Adds a message newer than everything in history, the write at `place` in the
+    /// batch; `false` if this transaction already holds it.
+    fn add(&mut self, conversation: i64, m: &StoredMessage, place: usize) -> bool {
+        let slot = match self.index.get(&conversation) {
+            Some(slot) => *slot,
+            None => {
+                if self.in_use == self.conversations.len() {
+                    self.conversations.push(PendingConversation {
+                        id: conversation,
+                        messages: Vec::new(),
+                        newest: Seq::from_raw(i64::MIN),
+                        in_order: true,
+                    });
+                }
+                let entry = &mut self.conversations[self.in_use];
+                entry.id = conversation;
+                entry.messages.clear();
+                entry.newest = Seq::from_raw(i64::MIN);
+                entry.in_order = true;
+                self.index.insert(conversation, self.in_use);
+                self.in_use += 1;
+                self.in_use - 1
+            }
+        };
+        let entry = &mut self.conversations[slot];
+        if entry.newest >= m.seq {
+            // Out of order (never from the hub, which numbers in order).
+            if entry.messages.iter().any(|(seq, _)| *seq == m.seq) {
+                return false;
+            }
+            entry.in_order = false;
+        }
+        entry.newest = entry.newest.max(m.seq);
+        entry.messages.push((m.seq, place));
+        self.newest = self.newest.max(m.seq.raw());
+        true
+    }
+}
+
+/// The writes of one transaction. Messages are nearly every write: each
+/// conversation's are gathered and written as chunks at the end; any other write is
+/// done in its turn.
 struct BatchWriter<'t> {
     tx: &'t Transaction<'t>,
-    insert_one: rusqlite::CachedStatement<'t>,
-    insert_many: rusqlite::CachedStatement<'t>,
-    /// The statement for 2 to 32 rows last used.
-    insert_some: Option<rusqlite::CachedStatement<'t>>,
-    /// (seq, conversation) of the messages waiting for the next insert; their
-    /// bodies are the first `rows.len()` of `bodies`.
-    rows: Vec<(i64, i64)>,
-    bodies: &'t mut Vec<String>,
+    /// From [`SqliteStore::stored_up_to`] when the transaction began.
+    stored_up_to: i64,
+    pending: &'t mut Pending,
     conversations: &'t mut Conversations,
 }
 
 impl BatchWriter<'_> {
-    fn apply(&mut self, write: &Write) -> rusqlite::Result<()> {
+    fn apply(&mut self, write: &Write, place: usize) -> Result<(), StoreError> {
         let tx = self.tx;
-        if let Write::Message {
-            message,
-            offline_for,
-        } = write
-        {
-            if offline_for.is_empty() {
-                return self.queue(message);
-            }
-        }
-        // Anything else is written in order, after the messages before it.
-        self.flush()?;
+        let fail = "cannot commit";
         match write {
             Write::Message {
                 message: m,
                 offline_for,
             } => {
-                let conversation = conversation_id(tx, self.conversations, &m.target)?;
-                body::encode_into(m, self.body(0));
-                let inserted =
-                    self.insert_one
-                        .execute(params![m.seq.raw(), conversation, self.bodies[0]])?;
-                if inserted == 1 {
-                    let mut stmt = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO offline_queue (account, seq) VALUES (?1, ?2)",
-                    )?;
+                let conversation =
+                    conversation_id(tx, self.conversations, &m.target).context(fail)?;
+                let added = if m.seq.raw() > self.stored_up_to {
+                    self.pending.add(conversation, m, place)
+                } else {
+                    self.add_older(conversation, m)?
+                };
+                // A message is written once: writing it again changes nothing.
+                if added && !offline_for.is_empty() {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO offline_queue (account, seq, conversation)
+                             VALUES (?1, ?2, ?3)",
+                        )
+                        .context(fail)?;
                     for account in offline_for {
-                        stmt.execute(params![account, m.seq.raw()])?;
+                        stmt.execute(params![account, m.seq.raw(), conversation])
+                            .context(fail)?;
                     }
                 }
             }
@@ -408,12 +566,16 @@ impl BatchWriter<'_> {
                 let sql = "INSERT OR REPLACE INTO accounts
                            (name, display_name, password_hash, created_ms)
                            VALUES (?1, ?2, ?3, ?4)";
-                tx.prepare_cached(sql)?.execute(params![
-                    a.name,
-                    a.display_name,
-                    a.password_hash,
-                    a.created_ms
-                ])?;
+                tx.prepare_cached(sql)
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            a.name,
+                            a.display_name,
+                            a.password_hash,
+                            a.created_ms
+                        ])
+                    })
+                    .context(fail)?;
             }
             Write::DeleteAccount { name } => {
                 for sql in [
@@ -421,7 +583,9 @@ impl BatchWriter<'_> {
                     "DELETE FROM offline_queue WHERE account = ?1",
                     "DELETE FROM read_markers WHERE account = ?1",
                 ] {
-                    tx.prepare_cached(sql)?.execute(params![name])?;
+                    tx.prepare_cached(sql)
+                        .and_then(|mut stmt| stmt.execute(params![name]))
+                        .context(fail)?;
                 }
             }
             Write::ReadMarker {
@@ -433,68 +597,123 @@ impl BatchWriter<'_> {
                 let sql = "INSERT INTO read_markers (account, target, time_ms) VALUES (?1, ?2, ?3)
                            ON CONFLICT (account, target)
                            DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)";
-                tx.prepare_cached(sql)?
-                    .execute(params![account, target, time_ms])?;
+                tx.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute(params![account, target, time_ms]))
+                    .context(fail)?;
             }
         }
         Ok(())
     }
 
-    /// The body buffer `i`, made on first use.
-    fn body(&mut self, i: usize) -> &mut String {
-        while self.bodies.len() <= i {
-            self.bodies.push(String::new());
+    /// Writes a message that may be older than history's newest, at once: into the
+    /// chunk whose range holds it (rewritten), or as a chunk of its own between the
+    /// others. `false` if history already holds it.
+    fn add_older(&mut self, conversation: i64, m: &StoredMessage) -> Result<bool, StoreError> {
+        let fail = "cannot commit";
+        let seq = m.seq.raw();
+        let Some(chunk) = chunk_at(self.tx, conversation, seq)? else {
+            let builder = &mut self.pending.builder;
+            builder.clear();
+            builder.push(m);
+            // Ignored if another conversation's chunk ends at this seq: a seq names
+            // one message.
+            let written = insert_chunk(self.tx, conversation, builder, true).context(fail)?;
+            return Ok(written);
+        };
+        let views = chunk.messages()?;
+        let Err(at) = views.binary_search_by_key(&seq, |v| v.seq.raw()) else {
+            return Ok(false);
+        };
+        let mut messages: Vec<StoredMessage> = views.iter().map(|v| v.to_message("")).collect();
+        messages.insert(at, m.clone());
+        let builder = &mut self.pending.builder;
+        builder.clear();
+        for message in &messages {
+            builder.push(message);
         }
-        &mut self.bodies[i]
+        rewrite_chunk(self.tx, chunk.columns.last, builder).context(fail)?;
+        Ok(true)
     }
 
-    fn queue(&mut self, m: &StoredMessage) -> rusqlite::Result<()> {
-        let conversation = conversation_id(self.tx, self.conversations, &m.target)?;
-        let i = self.rows.len();
-        body::encode_into(m, self.body(i));
-        self.rows.push((m.seq.raw(), conversation));
-        if self.rows.len() == ROWS_PER_INSERT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the queued messages: in statements of 64, 32, ... 1 rows, so that a
-    /// group of any size takes few statements, all of them prepared once.
-    fn flush(&mut self) -> rusqlite::Result<()> {
-        let mut done = 0;
-        while done < self.rows.len() {
-            let left = self.rows.len() - done;
-            let size = 1 << left.min(ROWS_PER_INSERT).ilog2();
-            let statement = if size == ROWS_PER_INSERT {
-                &mut self.insert_many
-            } else if size == 1 {
-                &mut self.insert_one
-            } else {
-                let some = self.tx.prepare_cached(&insert_history_sql(size))?;
-                self.insert_some.insert(some)
-            };
-            let rows = self.rows[done..done + size].iter();
-            for (i, ((seq, conversation), body)) in rows.zip(&self.bodies[done..]).enumerate() {
-                let at = 3 * i + 1;
-                statement.raw_bind_parameter(at, seq)?;
-                statement.raw_bind_parameter(at + 1, conversation)?;
-                statement.raw_bind_parameter(at + 2, body.as_str())?;
+    /// Writes the gathered messages: each conversation's in `Seq` order, in chunks
+    /// of at most `chunk::MAX_MESSAGES` spanning at most `chunk::MAX_SPAN_MS`.
+    fn flush(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+        let pending = &mut *self.pending;
+        for entry in &mut pending.conversations[..pending.in_use] {
+            if !entry.in_order {
+                entry.messages.sort_by_key(|(seq, _)| *seq);
             }
-            statement.raw_execute()?;
-            done += size;
+            let builder = &mut pending.builder;
+            builder.clear();
+            for (seq, place) in &entry.messages {
+                let Write::Message { message, .. } = &batch[*place] else {
+                    continue;
+                };
+                if !builder.fits(*seq) {
+                    insert_chunk(self.tx, entry.id, builder, false).context("cannot commit")?;
+                    builder.clear();
+                }
+                builder.push(message);
+            }
+            insert_chunk(self.tx, entry.id, builder, false).context("cannot commit")?;
         }
-        self.rows.clear();
         Ok(())
     }
 }
 
+/// Writes a chunk (none if empty); `or_ignore`: not if a chunk ends at the same seq.
+/// Whether it was written.
+fn insert_chunk(
+    tx: &Transaction<'_>,
+    conversation: i64,
+    builder: &ChunkBuilder,
+    or_ignore: bool,
+) -> rusqlite::Result<bool> {
+    let Some((first, last, count, body)) = builder.parts() else {
+        return Ok(false);
+    };
+    let sql = if or_ignore {
+        "INSERT OR IGNORE INTO history_chunks (last_seq, conversation, first_seq, count, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)"
+    } else {
+        "INSERT INTO history_chunks (last_seq, conversation, first_seq, count, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)"
+    };
+    let written = tx.prepare_cached(sql)?.execute(params![
+        last.raw(),
+        conversation,
+        first.raw(),
+        count as i64,
+        body
+    ])?;
+    Ok(written == 1)
+}
+
+/// Replaces the messages of the chunk ending at `last` with those built (or deletes
+/// it if none are left). Only messages older than the newest are ever added this way,
+/// and only retention takes any away, so the chunk keeps its key.
+fn rewrite_chunk(tx: &Transaction<'_>, last: i64, builder: &ChunkBuilder) -> rusqlite::Result<()> {
+    match builder.parts() {
+        Some((first, _, count, body)) => tx
+            .prepare_cached(
+                "UPDATE history_chunks SET first_seq = ?2, count = ?3, body = ?4
+                 WHERE last_seq = ?1",
+            )?
+            .execute(params![last, first.raw(), count as i64, body]),
+        None => tx
+            .prepare_cached("DELETE FROM history_chunks WHERE last_seq = ?1")?
+            .execute(params![last]),
+    }
+    .map(|_| ())
+}
+
 impl Store for SqliteStore {
     fn write(&mut self, batch: &[Write]) -> Result<(), StoreError> {
-        self.apply_all(batch).map_err(|e| {
-            // Conversations learnt in a transaction that did not commit do not exist.
+        self.apply_all(batch).inspect_err(|_| {
+            // Conversations learnt in a transaction that did not commit do not exist,
+            // and what history holds is read again.
             self.conversations.clear();
-            StoreError::sqlite("cannot commit")(e)
+            self.stored_up_to = None;
         })
     }
 
@@ -506,27 +725,27 @@ impl Store for SqliteStore {
         let Some(conversation) = self.conversation(target)? else {
             return Ok(Vec::new());
         };
-        let select = |store: &Self, conditions: &[String], newest_first: bool, limit: usize| {
-            store.select(conversation, target, conditions, newest_first, limit)
+        let select = |store: &Self, range: Range, newest_first: bool, limit: usize| {
+            store.select(conversation, target, range, newest_first, limit)
         };
         match query {
             HistoryQuery::Latest { after, limit } => {
                 let Some(after) = self.resolve(conversation, after)? else {
                     return Ok(Vec::new());
                 };
-                select(self, &[after.condition(false)], true, *limit)
+                select(self, after.beyond(false), true, *limit)
             }
             HistoryQuery::Before { at, limit } => {
                 let Some(at) = self.resolve(conversation, at)? else {
                     return Ok(Vec::new());
                 };
-                select(self, &[at.condition(true)], true, *limit)
+                select(self, at.beyond(true), true, *limit)
             }
             HistoryQuery::After { at, limit } => {
                 let Some(at) = self.resolve(conversation, at)? else {
                     return Ok(Vec::new());
                 };
-                select(self, &[at.condition(false)], false, *limit)
+                select(self, at.beyond(false), false, *limit)
             }
             HistoryQuery::Around { at, limit } => {
                 let Some(bound) = self.resolve(conversation, at)? else {
@@ -536,18 +755,21 @@ impl Store for SqliteStore {
                 let mut middle = Vec::new();
                 let mut room = limit;
                 if let Bound::Message(seq) = bound {
-                    middle = select(self, &[format!("h.seq = {}", seq.raw())], false, 1)?;
+                    middle = select(self, Range::only(seq), false, 1)?;
                     room -= middle.len();
                 }
-                let mut messages = select(self, &[bound.condition(true)], true, room / 2)?;
+                let mut messages = select(self, bound.beyond(true), true, room / 2)?;
                 let after_room = limit - messages.len() - middle.len();
                 messages.extend(middle);
                 // A time selects the messages at that time too, after the middle.
                 let after = match bound {
-                    Bound::Time(t) => format!("h.seq >= {}", Seq::at(t).raw()),
-                    _ => bound.condition(false),
+                    Bound::Time(t) => Range {
+                        low: Seq::at(t).raw(),
+                        high: i64::MAX,
+                    },
+                    _ => bound.beyond(false),
                 };
-                messages.extend(select(self, &[after], false, after_room)?);
+                messages.extend(select(self, after, false, after_room)?);
                 Ok(messages)
             }
             HistoryQuery::Between { from, to, limit } => {
@@ -566,8 +788,8 @@ impl Store for SqliteStore {
                         (_, None) => false,
                     },
                 };
-                let conditions = [from.condition(!forward), to.condition(forward)];
-                select(self, &conditions, !forward, *limit)
+                let range = from.beyond(!forward).and(to.beyond(forward));
+                select(self, range, !forward, *limit)
             }
         }
     }
@@ -582,7 +804,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<TargetActivity>, StoreError> {
         let (low, high) = (from_ms.min(to_ms), from_ms.max(to_ms));
         // Strictly between the two times, as sequence numbers.
-        let (first, end) = (Seq::at(low.saturating_add(1)), Seq::at(high));
+        let between = Range {
+            low: Seq::at(low.saturating_add(1)).raw(),
+            high: Seq::at(high).raw() - 1,
+        };
         let mut keys: Vec<String> = targets.to_vec();
         if let Some(me) = participant {
             // Direct keys are `a b`: the participant is the first or the last word.
@@ -594,12 +819,12 @@ impl Store for SqliteStore {
                      WHERE substr(key, 1, length(?1) + 1) = ?1 || ' '
                         OR substr(key, -(length(?1) + 1)) = ' ' || ?1",
                 )
-                .map_err(StoreError::sqlite("cannot query targets"))?;
+                .context("cannot query targets")?;
             let direct = stmt
                 .query_map(params![me], |r| r.get::<_, String>(0))
-                .map_err(StoreError::sqlite("cannot query targets"))?
+                .context("cannot query targets")?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::sqlite("cannot read targets"))?;
+                .context("cannot read targets")?;
             for key in direct {
                 if !keys.contains(&key) {
                     keys.push(key);
@@ -611,19 +836,11 @@ impl Store for SqliteStore {
             let Some(conversation) = self.conversation(&key)? else {
                 continue;
             };
-            let latest: Option<i64> = self
-                .conn
-                .prepare_cached(
-                    "SELECT max(seq) FROM history WHERE conversation = ?1 AND seq >= ?2 AND seq < ?3",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![conversation, first.raw(), end.raw()], |r| r.get(0))
-                })
-                .map_err(StoreError::sqlite("cannot query targets"))?;
-            if let Some(latest) = latest {
+            let latest = self.select(conversation, &key, between, true, 1)?;
+            if let Some(latest) = latest.first() {
                 found.push(TargetActivity {
+                    latest_ms: latest.time_ms(),
                     target: key,
-                    latest_ms: Seq::from_raw(latest).time_ms(),
                 });
             }
         }
@@ -633,32 +850,52 @@ impl Store for SqliteStore {
     }
 
     fn take_offline(&mut self, account: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let fail = "cannot read offline messages";
         let tx = self
             .conn
             .transaction()
-            .map_err(StoreError::sqlite("cannot start taking offline messages"))?;
-        let messages = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT h.seq, h.body, c.key FROM offline_queue o
-                     JOIN history h ON h.seq = o.seq
-                     JOIN conversations c ON c.id = h.conversation
-                     WHERE o.account = ?1 ORDER BY o.seq",
-                )
-                .map_err(StoreError::sqlite("cannot read offline messages"))?;
-            let rows = stmt
-                .query_map(params![account], |r| message_from_row(r, r.get(2)?))
-                .map_err(StoreError::sqlite("cannot read offline messages"))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(StoreError::sqlite("cannot read offline messages"))?
-        };
+            .context("cannot start taking offline messages")?;
+        let mut queued: Vec<(i64, i64, String)> = tx
+            .prepare_cached(
+                "SELECT o.conversation, o.seq, c.key FROM offline_queue o
+                 JOIN conversations c ON c.id = o.conversation
+                 WHERE o.account = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![account], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .context(fail)?;
+        // By conversation, so that the messages of one chunk are found by one read.
+        queued.sort_unstable_by_key(|(conversation, seq, _)| (*conversation, *seq));
+        let mut messages = Vec::with_capacity(queued.len());
+        let mut rest = &queued[..];
+        while let Some((conversation, seq, _)) = rest.first() {
+            let Some(chunk) = chunk_at(&tx, *conversation, *seq)? else {
+                // Gone with retention.
+                rest = &rest[1..];
+                continue;
+            };
+            let views = chunk.messages()?;
+            let in_chunk = rest
+                .iter()
+                .take_while(|(c, s, _)| c == conversation && *s <= chunk.columns.last)
+                .count();
+            for (_, seq, key) in &rest[..in_chunk] {
+                if let Ok(i) = views.binary_search_by_key(seq, |v| v.seq.raw()) {
+                    messages.push(views[i].to_message(key));
+                }
+            }
+            rest = &rest[in_chunk.max(1)..];
+        }
+        messages.sort_unstable_by_key(|m| m.seq);
         tx.execute(
             "DELETE FROM offline_queue WHERE account = ?1",
             params![account],
         )
-        .map_err(StoreError::sqlite("cannot clear offline messages"))?;
+        .context("cannot clear offline messages")?;
         tx.commit()
-            .map_err(StoreError::sqlite("cannot commit taking offline messages"))?;
+            .context("cannot commit taking offline messages")?;
         Ok(messages)
     }
 
@@ -678,7 +915,7 @@ impl Store for SqliteStore {
                 account_from_row,
             )
             .optional()
-            .map_err(StoreError::sqlite("cannot read the account"))
+            .context("cannot read the account")
     }
 
     fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
@@ -688,7 +925,7 @@ impl Store for SqliteStore {
                 "UPDATE accounts SET password_hash = ?2 WHERE name = ?1",
                 params![name, password_hash],
             )
-            .map_err(StoreError::sqlite("cannot set the password"))?;
+            .context("cannot set the password")?;
         Ok(changed == 1)
     }
 
@@ -708,12 +945,12 @@ impl Store for SqliteStore {
             .prepare(
                 "SELECT name, display_name, password_hash, created_ms FROM accounts ORDER BY name",
             )
-            .map_err(StoreError::sqlite("cannot list accounts"))?;
+            .context("cannot list accounts")?;
         let rows = stmt
             .query_map([], account_from_row)
-            .map_err(StoreError::sqlite("cannot list accounts"))?;
+            .context("cannot list accounts")?;
         rows.collect::<Result<Vec<_>, _>>()
-            .map_err(StoreError::sqlite("cannot list accounts"))
+            .context("cannot list accounts")
     }
 
     fn read_marker(&mut self, account: &str, target: &str) -> Result<Option<i64>, StoreError> {
@@ -724,36 +961,70 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(StoreError::sqlite("cannot read the read marker"))
+            .context("cannot read the read marker")
     }
 
     fn last_seq(&mut self) -> Result<Option<Seq>, StoreError> {
         let last: Option<i64> = self
             .conn
-            .query_row("SELECT max(seq) FROM history", [], |r| r.get(0))
-            .map_err(StoreError::sqlite("cannot read the last message"))?;
+            .query_row("SELECT max(last_seq) FROM history_chunks", [], |r| r.get(0))
+            .context("cannot read the last message")?;
         Ok(last.map(Seq::from_raw))
     }
 
     fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        let fail = "cannot prune history";
         let end = Seq::at(before_ms).raw();
         let tx = self
             .conn
             .transaction()
-            .map_err(StoreError::sqlite("cannot start pruning history"))?;
-        let deleted = tx
-            .execute("DELETE FROM history WHERE seq < ?1", params![end])
-            .map_err(StoreError::sqlite("cannot prune history"))?;
+            .context("cannot start pruning history")?;
+        let whole: i64 = tx
+            .query_row(
+                "SELECT coalesce(sum(count), 0) FROM history_chunks WHERE last_seq < ?1",
+                params![end],
+                |r| r.get(0),
+            )
+            .context(fail)?;
+        tx.execute(
+            "DELETE FROM history_chunks WHERE last_seq < ?1",
+            params![end],
+        )
+        .context(fail)?;
+        // The chunks that straddle the cut keep their newer messages. A chunk spans
+        // `chunk::MAX_SPAN_MS` at most, so they all end soon after it.
+        let straddling: Vec<ChunkRow> = tx
+            .prepare(&format!(
+                "SELECT {CHUNK_COLUMNS} FROM history_chunks
+                 WHERE last_seq >= ?1 AND last_seq < ?2 AND first_seq < ?1"
+            ))
+            .and_then(|mut stmt| {
+                let span_end = Seq::at(before_ms.saturating_add(chunk::MAX_SPAN_MS + 1));
+                stmt.query_map(params![end, span_end.raw()], ChunkRow::read)?
+                    .collect()
+            })
+            .context(fail)?;
+        let mut partly = 0;
+        let mut builder = ChunkBuilder::new();
+        for chunk in &straddling {
+            builder.clear();
+            for view in chunk.messages()? {
+                if view.seq.raw() < end {
+                    partly += 1;
+                } else {
+                    builder.push(&view.to_message(""));
+                }
+            }
+            rewrite_chunk(&tx, chunk.columns.last, &builder).context(fail)?;
+        }
         for sql in [
             "DELETE FROM offline_queue WHERE seq < ?1",
             "DELETE FROM legacy_msgids WHERE seq < ?1",
         ] {
-            tx.execute(sql, params![end])
-                .map_err(StoreError::sqlite("cannot prune history"))?;
+            tx.execute(sql, params![end]).context(fail)?;
         }
-        tx.commit()
-            .map_err(StoreError::sqlite("cannot commit pruning history"))?;
-        Ok(deleted)
+        tx.commit().context("cannot commit pruning history")?;
+        Ok(usize::try_from(whole).unwrap_or(0) + partly)
     }
 }
 
@@ -773,8 +1044,10 @@ mod tests {
     /// A database written by a natter from before schema 2: rows numbered by an
     /// autoincrement, msgids of another shape, one offline message.
     fn version_one_database(path: &Path) {
-        let conn = Connection::open(path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        let mut conn = Connection::open(path).unwrap();
+        let tx = conn.transaction().unwrap();
+        MIGRATIONS[0].apply(&tx).unwrap();
+        tx.commit().unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         for (n, target) in [(1, "#room"), (2, "alice bob"), (3, "#room")] {
             conn.execute(
@@ -893,6 +1166,203 @@ mod tests {
             text: "one\ntwo".into(),
             client_tags: String::new(),
         };
-        assert_eq!(body::decode(seq, "#r".into(), &body::encode(&m)), m);
+        let mut store = SqliteStore::in_memory().unwrap();
+        store
+            .write(&[Write::Message {
+                message: m.clone(),
+                offline_for: Vec::new(),
+            }])
+            .unwrap();
+        let all = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 10,
+        };
+        assert_eq!(store.history("#r", &all).unwrap(), [m]);
+    }
+
+    fn room_message(seq: Seq, text: &str) -> Write {
+        Write::Message {
+            message: StoredMessage {
+                seq,
+                msgid: seq.msgid(),
+                target: "#room".into(),
+                command: "PRIVMSG".into(),
+                source: "a!b@c".into(),
+                account: None,
+                recipient: "#room".into(),
+                text: text.into(),
+                client_tags: String::new(),
+            },
+            offline_for: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_reported_not_misread() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let batch: Vec<Write> = (1..=10)
+            .map(|n| room_message(Seq::at(n), &format!("text {n}")))
+            .collect();
+        store.write(&batch).unwrap();
+        let all = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 10,
+        };
+        assert_eq!(store.history("#room", &all).unwrap().len(), 10);
+        for damage in [
+            "UPDATE history_chunks SET body = substr(body, 1, length(body) - 3)",
+            "UPDATE history_chunks SET count = count + 1",
+            "UPDATE history_chunks SET body = X'01'",
+            "UPDATE history_chunks SET body = X'07'",
+        ] {
+            store
+                .conn
+                .execute_batch(&format!("BEGIN; {damage};"))
+                .unwrap();
+            let error = store.history("#room", &all).unwrap_err().to_string();
+            assert!(error.contains("is damaged"), "{damage}: {error}");
+            store.conn.execute_batch("ROLLBACK").unwrap();
+        }
+        assert_eq!(store.history("#room", &all).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn a_version_two_database_moves_into_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            MIGRATIONS[0].apply(&tx).unwrap();
+            MIGRATIONS[1].apply(&tx).unwrap();
+            tx.commit().unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO conversations (id, key) VALUES (1, '#room'), (2, 'alice bob');",
+            )
+            .unwrap();
+            // 300 messages of #room (more than a chunk holds), two direct ones, one
+            // with a legacy msgid, an account, tags and a text holding a line feed.
+            for n in 1..=300i64 {
+                let seq = Seq::at(1_000 + n);
+                conn.execute(
+                    "INSERT INTO history (seq, conversation, body) VALUES (?1, 1, ?2)",
+                    params![
+                        seq.raw(),
+                        format!("{}\nPRIVMSG\na!b@c\n\n#room\n\ntext {n}", seq.msgid())
+                    ],
+                )
+                .unwrap();
+            }
+            for (n, body) in [
+                (
+                    5,
+                    "19abc-2\nNOTICE\nalice!a@h\nalice\nbob\n+draft/react=1\none\ntwo",
+                ),
+                (400, "\nPRIVMSG\nalice!a@h\n\nbob\n\nlater"),
+            ] {
+                conn.execute(
+                    "INSERT INTO history (seq, conversation, body) VALUES (?1, 2, ?2)",
+                    params![Seq::at(n).raw(), body],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(&format!(
+                "INSERT INTO legacy_msgids (msgid, seq) VALUES ('19abc-2', {five});
+                 INSERT INTO offline_queue (account, seq) VALUES ('bob', {five}), ('bob', {gone});",
+                five = Seq::at(5).raw(),
+                gone = Seq::at(6).raw(),
+            ))
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let all = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 1000,
+        };
+        let room = store.history("#room", &all).unwrap();
+        assert_eq!(room.len(), 300);
+        assert!(room.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(room[299].text, "text 300");
+        assert_eq!(room[299].msgid, room[299].seq.msgid());
+        let direct = store.history("alice bob", &all).unwrap();
+        assert_eq!(direct.len(), 2);
+        assert_eq!(direct[0].msgid, "19abc-2");
+        assert_eq!(direct[0].command, "NOTICE");
+        assert_eq!(direct[0].account.as_deref(), Some("alice"));
+        assert_eq!(direct[0].client_tags, "+draft/react=1");
+        assert_eq!(direct[0].text, "one\ntwo");
+        assert_eq!(direct[1].msgid, "");
+        let after_legacy = HistoryQuery::After {
+            at: Selector::Msgid("19abc-2".into()),
+            limit: 10,
+        };
+        assert_eq!(store.history("alice bob", &after_legacy).unwrap().len(), 1);
+        // The queued message whose row was gone stays gone.
+        let offline = store.take_offline("bob").unwrap();
+        assert_eq!(offline.len(), 1);
+        assert_eq!(offline[0].target, "alice bob");
+        assert_eq!(store.last_seq().unwrap(), Some(Seq::at(1_300)));
+        let chunks: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM history_chunks", [], |r| r.get(0))
+            .unwrap();
+        // #room in two (256 and 44 messages), the direct conversation in one.
+        assert_eq!(chunks, 2 + 1);
+    }
+
+    /// Not a measure (tests are not timed): shows that a long conversation still
+    /// answers quickly. `cargo test -p natter-store --release latest_on_a_long -- --nocapture`
+    #[test]
+    fn latest_on_a_long_conversation() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let mut seq = Seq::at(1_000_000);
+        for _ in 0..100 {
+            let batch: Vec<Write> = (0..1_000)
+                .map(|n| {
+                    seq = seq.next(0);
+                    room_message(seq, &format!("message {n} of a long conversation"))
+                })
+                .collect();
+            store.write(&batch).unwrap();
+        }
+        let latest = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 100,
+        };
+        let started = std::time::Instant::now();
+        let found = store.history("#room", &latest).unwrap();
+        println!("LATEST * 100 of 100,000 messages: {:?}", started.elapsed());
+        assert_eq!(found.len(), 100);
+        let before = HistoryQuery::Before {
+            at: Selector::Msgid(found[0].msgid.clone()),
+            limit: 100,
+        };
+        let started = std::time::Instant::now();
+        let page = store.history("#room", &before).unwrap();
+        println!(
+            "BEFORE msgid 100 of 100,000 messages: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(page.len(), 100);
+        for sql in [
+            "SELECT last_seq FROM history_chunks WHERE conversation = 1 AND last_seq >= 5 ORDER BY last_seq LIMIT 1",
+            "SELECT last_seq FROM history_chunks WHERE conversation = 1 AND last_seq >= 5 AND last_seq <= 9 ORDER BY last_seq DESC",
+        ] {
+            let plan: Vec<String> = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            println!("{sql}: {plan:?}");
+        }
     }
 }
