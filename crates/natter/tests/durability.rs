@@ -267,6 +267,12 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_and_in_order() {
         .await
         .expect("bob registers");
         bob.send("QUIT").await.expect("sends");
+        // Only once the server has closed the connection is bob offline for certain:
+        // messages sent to him before then would go to the closing connection, not
+        // to his offline queue.
+        tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = bob.recv().await {} })
+            .await
+            .expect("the server closes bob's connection after his QUIT");
     }
 
     let mut acked = Vec::new();
