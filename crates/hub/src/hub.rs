@@ -520,7 +520,7 @@ impl Hub {
     /// A message id unique on this server, across restarts: numbers grow with the
     /// clock and continue after the last one kept ([`Hub::continue_history`]).
     pub(crate) fn next_msgid(&mut self) -> String {
-        crate::messaging::msgid_of(self.next_seq())
+        self.next_seq().msgid()
     }
 
     /// The next message number, which also carries the message's time.

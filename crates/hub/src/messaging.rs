@@ -2,7 +2,7 @@
 
 use natter_proto::{numeric::*, Message, MAX_LINE_BYTES};
 
-use natter_store::{Seq, StoredMessage, Write};
+use natter_store::{StoredMessage, Write};
 use smallvec::{smallvec, SmallVec};
 
 use crate::caps::Cap;
@@ -88,7 +88,7 @@ impl Hub {
         let text = crate::hub::cut(text, MAX_LINE_BYTES.saturating_sub(overhead));
         // Live and replayed from history, the message has the same id and time.
         let seq = self.next_seq();
-        let msgid = msgid_of(seq);
+        let msgid = seq.msgid();
         let time = self.time_tag(seq.time_ms());
         // The line borrows what the stored message then takes: nothing is copied for
         // the relay.
@@ -310,26 +310,6 @@ impl Hub {
     }
 }
 
-/// The msgid of a message numbered `seq`: what [`Seq::msgid`] gives, written straight
-/// into a string of the right size, since every message relayed needs one.
-pub(crate) fn msgid_of(seq: Seq) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut rest = seq.raw().unsigned_abs();
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = DIGITS[(rest & 0xf) as usize];
-        rest >>= 4;
-        if rest == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&digits[start..])
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The client-only tags of a message as they go on the wire, for the store.
 fn client_tags_wire(msg: &Message) -> String {
     let mut wire = Vec::new();
@@ -344,28 +324,4 @@ fn client_tags_wire(msg: &Message) -> String {
         }
     }
     String::from_utf8(wire).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn msgids_are_written_as_the_store_writes_them() {
-        for raw in [
-            0,
-            1,
-            15,
-            16,
-            255,
-            1 << 20,
-            0x1234_5678_9abc,
-            i64::MAX,
-            -1,
-            i64::MIN,
-        ] {
-            let seq = Seq::from_raw(raw);
-            assert_eq!(msgid_of(seq), seq.msgid(), "{raw}");
-        }
-    }
 }

@@ -66,7 +66,10 @@ impl Seq {
                 break;
             }
         }
-        String::from_utf8_lossy(&digits[start..]).into_owned()
+        // Hex digits only: always UTF-8, and copied once.
+        std::str::from_utf8(&digits[start..])
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The number a msgid from [`Seq::msgid`] names; `None` for anything else.
@@ -204,6 +207,9 @@ mod tests {
         assert_eq!(seq.msgid(), format!("{:x}", seq.raw()));
         assert_eq!(Seq::from_msgid(&seq.msgid()), Some(seq));
         assert_eq!(Seq::at(0).msgid(), "0");
+        for raw in [1, 15, 16, 255, 1 << 20, 0x1234_5678_9abc, i64::MAX] {
+            assert_eq!(Seq::from_raw(raw).msgid(), format!("{raw:x}"), "{raw}");
+        }
         for foreign in ["", "19abc-42", "ABC", "m5", "12345678901234567", "-1", "+1"] {
             assert_eq!(Seq::from_msgid(foreign), None, "{foreign}");
         }
