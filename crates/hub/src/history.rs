@@ -401,12 +401,12 @@ fn replay_line(m: &StoredMessage, batch: Option<&str>, caps: CapSet) -> Bytes {
     if let Some(batch) = batch {
         w.tag("batch", batch);
     }
-    if let Some(account) = m.account.as_ref().filter(|_| caps.has(Cap::AccountTag)) {
+    if let Some(account) = m.account().filter(|_| caps.has(Cap::AccountTag)) {
         w.tag("account", account);
     }
     if caps.has(Cap::MessageTags) {
-        w.tag("msgid", &m.msgid);
-        for tag in m.client_tags.split(';').filter(|t| !t.is_empty()) {
+        w.tag("msgid", m.msgid());
+        for tag in m.client_tags().split(';').filter(|t| !t.is_empty()) {
             let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
             w.tag(key, &natter_proto::unescape_tag_value(value));
         }
@@ -414,9 +414,9 @@ fn replay_line(m: &StoredMessage, batch: Option<&str>, caps: CapSet) -> Bytes {
     if caps.has(Cap::ServerTime) {
         w.tag("time", &format_ms(m.time_ms()));
     }
-    w.start(Some(&m.source), &m.command).param(&m.recipient);
-    if m.command != "TAGMSG" {
-        w.param(&m.text);
+    w.start(Some(m.source()), m.command()).param(m.recipient());
+    if m.command() != "TAGMSG" {
+        w.param(m.text());
     }
     Bytes::from(w.finish())
 }

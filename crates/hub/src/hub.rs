@@ -520,7 +520,7 @@ impl Hub {
     /// A message id unique on this server, across restarts: numbers grow with the
     /// clock and continue after the last one kept ([`Hub::continue_history`]).
     pub(crate) fn next_msgid(&mut self) -> String {
-        self.next_seq().msgid()
+        self.next_seq().msgid().to_string()
     }
 
     /// The next message number, which also carries the message's time.

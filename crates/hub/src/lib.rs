@@ -35,7 +35,9 @@ pub use client::{ClientId, ClientInfo, Transport};
 pub use config::{HubConfig, Limits, OperAccount};
 pub use hub::Hub;
 pub use maps::{Map, Set};
-pub use natter_store::{Account, HistoryQuery, Selector, StoredMessage, TargetActivity, Write};
+pub use natter_store::{
+    Account, HistoryQuery, MessageParts, Selector, StoredMessage, TargetActivity, Write,
+};
 pub use outbox::{Effect, Outbox};
 pub use persistence::{StoreJob, StoreOutcome};
 pub use time::Now;

@@ -2,7 +2,7 @@
 
 use natter_proto::{numeric::*, Message, MAX_LINE_BYTES};
 
-use natter_store::{StoredMessage, Write};
+use natter_store::{MessageParts, StoredMessage, Write};
 use smallvec::{smallvec, SmallVec};
 
 use crate::caps::Cap;
@@ -90,8 +90,8 @@ impl Hub {
         let seq = self.next_seq();
         let msgid = seq.msgid();
         let time = self.time_tag(seq.time_ms());
-        // The line borrows what the stored message then takes: nothing is copied for
-        // the relay.
+        // The line and the stored message borrow the same parts: nothing is copied
+        // for the relay, and the stored message copies them once, into one piece.
         let mut line = Outgoing::message(
             &time,
             &source,
@@ -150,21 +150,22 @@ impl Hub {
             if echo && member.is_none() {
                 self.deliver(out, id, &mut line, is_tagmsg);
             }
-            // The line borrows the strings the stored message takes: it goes first.
-            drop(line);
             // The room's history keeps what everyone in it saw.
             if status.is_none() && !is_tagmsg {
-                let message = StoredMessage {
+                let client_tags = client_tags_wire(msg);
+                let message = StoredMessage::new(
                     seq,
-                    msgid,
-                    target: folded.into_string(),
-                    command: command.to_owned(),
-                    source,
-                    account: sender_account,
-                    recipient: target.to_owned(),
-                    text: text.to_owned(),
-                    client_tags: client_tags_wire(msg),
-                };
+                    MessageParts {
+                        msgid: &msgid,
+                        target: &folded,
+                        command,
+                        source: &source,
+                        account: sender_account.as_deref(),
+                        recipient: target,
+                        text,
+                        client_tags: &client_tags,
+                    },
+                );
                 self.keep(message, Vec::new());
             }
             return;
@@ -221,8 +222,6 @@ impl Hub {
         if echo {
             self.deliver(out, id, &mut line, is_tagmsg);
         }
-        // The line borrows the strings the stored message takes: it goes first.
-        drop(line);
         if !is_tagmsg {
             let other_identity;
             let other: &str = match (&account, online) {
@@ -242,17 +241,20 @@ impl Hub {
                 (Some(a), true) => vec![a],
                 _ => Vec::new(),
             };
-            let message = StoredMessage {
+            let client_tags = client_tags_wire(msg);
+            let message = StoredMessage::new(
                 seq,
-                msgid,
-                target: conversation,
-                command: command.to_owned(),
-                source,
-                account: sender_account,
-                recipient: target.to_owned(),
-                text: text.to_owned(),
-                client_tags: client_tags_wire(msg),
-            };
+                MessageParts {
+                    msgid: &msgid,
+                    target: &conversation,
+                    command,
+                    source: &source,
+                    account: sender_account.as_deref(),
+                    recipient: target,
+                    text,
+                    client_tags: &client_tags,
+                },
+            );
             self.keep(message, offline_for);
         }
         if command == "PRIVMSG" {

@@ -43,8 +43,8 @@ fn written(job: &StoreJob) -> Vec<(String, String, Vec<String>)> {
                     message,
                     offline_for,
                 } => (
-                    message.target.clone(),
-                    message.text.clone(),
+                    message.target().to_owned(),
+                    message.text().to_owned(),
                     offline_for.clone(),
                 ),
                 other => panic!("not a message: {other:?}"),
@@ -303,17 +303,19 @@ fn what_is_stored_is_what_was_delivered() {
     assert_eq!(seq.time_ms(), (START_UNIX as i64 + 5) * 1000);
     assert_eq!(
         stored,
-        [natter_hub::StoredMessage {
+        [natter_hub::StoredMessage::new(
             seq,
-            msgid,
-            target: "#room".into(),
-            command: "PRIVMSG".into(),
-            source: "alice!alice@127.0.0.1".into(),
-            account: None,
-            recipient: "#Room".into(),
-            text: "hello there".into(),
-            client_tags: "+draft/reply=abc".into(),
-        }]
+            natter_hub::MessageParts {
+                msgid: &msgid,
+                target: "#room",
+                command: "PRIVMSG",
+                source: "alice!alice@127.0.0.1",
+                account: None,
+                recipient: "#Room",
+                text: "hello there",
+                client_tags: "+draft/reply=abc",
+            }
+        )]
     );
     assert_eq!(
         tag(&seen[0], "time").as_deref(),

@@ -49,6 +49,7 @@ fn run(
     // Kept from group to group: a group allocates nothing but what it reports.
     let mut writes: Vec<Write> = Vec::new();
     let mut write_tickets = Vec::new();
+    let mut requests: Vec<StoreRequest> = Vec::new();
     loop {
         if let Some(keep) = retention {
             if Instant::now() >= next_prune {
@@ -56,15 +57,17 @@ fn run(
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
         }
-        let mut requests = match rx.recv_timeout(PRUNE_EVERY) {
-            Ok(first) => first,
+        match rx.recv_timeout(PRUNE_EVERY) {
+            Ok(mut first) => requests.append(&mut first),
             Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        // Take everything already waiting: under load that is many messages.
+        }
+        // Take everything already waiting: under load that is many messages. Gathered
+        // in a buffer kept from group to group, which stops growing once it has held
+        // the largest group.
         while requests.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(more) => requests.extend(more),
+                Ok(mut more) => requests.append(&mut more),
                 Err(_) => break,
             }
         }
@@ -72,7 +75,7 @@ fn run(
         // so it sees them, and those after it are not, so it does not. (A read of
         // offline messages run after later writes would take messages queued for an
         // account that has logged out since, and deliver them to nobody.)
-        for request in requests {
+        for request in requests.drain(..) {
             match request.job {
                 StoreJob::Write(batch) => {
                     writes.extend(batch);

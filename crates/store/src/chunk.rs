@@ -26,7 +26,7 @@
 //! every string and the chunk's columns (first and last seq, count), so a damaged
 //! chunk is reported as such instead of misread.
 
-use crate::model::{Seq, StoredMessage};
+use crate::model::{MessageParts, Seq, StoredMessage};
 
 /// The first byte of every chunk body; another value is a format this natter does not
 /// know.
@@ -128,15 +128,15 @@ impl ChunkBuilder {
         self.first.get_or_insert(m.seq);
         self.last = Some(m.seq);
         self.count += 1;
-        let command = match m.command.as_str() {
+        let command = match m.command() {
             "PRIVMSG" => PRIVMSG,
             "NOTICE" => NOTICE,
             "TAGMSG" => TAGMSG,
             _ => OTHER_COMMAND,
         };
-        let explicit_msgid = !is_derived_msgid(m.seq, &m.msgid);
+        let explicit_msgid = !is_derived_msgid(m.seq, m.msgid());
         let mut flags = command << COMMAND_SHIFT;
-        if m.account.is_some() {
+        if m.account().is_some() {
             flags |= ACCOUNT;
         }
         if explicit_msgid {
@@ -144,18 +144,18 @@ impl ChunkBuilder {
         }
         self.body.push(flags);
         if command == OTHER_COMMAND {
-            put_field(&mut self.body, &m.command);
+            put_field(&mut self.body, m.command());
         }
         if explicit_msgid {
-            put_field(&mut self.body, &m.msgid);
+            put_field(&mut self.body, m.msgid());
         }
-        self.put_name(&m.source);
-        if let Some(account) = &m.account {
+        self.put_name(m.source());
+        if let Some(account) = m.account() {
             put_field(&mut self.body, account);
         }
-        self.put_name(&m.recipient);
-        put_field(&mut self.body, &m.client_tags);
-        put_field(&mut self.body, &m.text);
+        self.put_name(m.recipient());
+        put_field(&mut self.body, m.client_tags());
+        put_field(&mut self.body, m.text());
     }
 
     fn put_name(&mut self, name: &str) {
@@ -197,19 +197,27 @@ pub(crate) struct MessageView<'a> {
 
 impl MessageView<'_> {
     pub(crate) fn to_message(self, target: &str) -> StoredMessage {
-        StoredMessage {
-            seq: self.seq,
-            msgid: self
-                .msgid
-                .map_or_else(|| self.seq.msgid(), ToOwned::to_owned),
-            target: target.to_owned(),
-            command: self.command.to_owned(),
-            source: self.source.to_owned(),
-            account: self.account.map(ToOwned::to_owned),
-            recipient: self.recipient.to_owned(),
-            text: self.text.to_owned(),
-            client_tags: self.client_tags.to_owned(),
-        }
+        let derived;
+        let msgid = match self.msgid {
+            Some(msgid) => msgid,
+            None => {
+                derived = self.seq.msgid();
+                &derived
+            }
+        };
+        StoredMessage::new(
+            self.seq,
+            MessageParts {
+                msgid,
+                target,
+                command: self.command,
+                source: self.source,
+                account: self.account,
+                recipient: self.recipient,
+                text: self.text,
+                client_tags: self.client_tags,
+            },
+        )
     }
 }
 
@@ -365,17 +373,19 @@ mod tests {
     use super::*;
 
     fn message(seq: Seq, text: &str) -> StoredMessage {
-        StoredMessage {
+        StoredMessage::new(
             seq,
-            msgid: seq.msgid(),
-            target: "#r".into(),
-            command: "PRIVMSG".into(),
-            source: "a!b@c".into(),
-            account: None,
-            recipient: "#r".into(),
-            text: text.into(),
-            client_tags: String::new(),
-        }
+            MessageParts {
+                msgid: &seq.msgid(),
+                target: "#r",
+                command: "PRIVMSG",
+                source: "a!b@c",
+                account: None,
+                recipient: "#r",
+                text,
+                client_tags: "",
+            },
+        )
     }
 
     fn chunk_of(messages: &[StoredMessage]) -> (ChunkColumns, Vec<u8>) {
@@ -401,26 +411,31 @@ mod tests {
     #[test]
     fn every_field_reads_back_as_written() {
         let first = Seq::at(1_000);
-        let mut odd = message(first.next(0), "one\ntwo ünïcode");
-        odd.command = "NOTICE".into();
-        odd.account = Some("alice".into());
-        odd.client_tags = "+draft/react=1".into();
-        let mut legacy = message(odd.seq.next(5_000), "");
-        legacy.msgid = "19abc-1".into();
-        legacy.command = "WALLOPS".into();
-        legacy.account = Some(String::new());
-        let mut zero_padded = message(legacy.seq.next(0), "x");
-        zero_padded.msgid = format!("0{}", zero_padded.seq.msgid());
+        let odd = message(first.next(0), "one\ntwo ünïcode").with(|m| {
+            m.command = "NOTICE";
+            m.account = Some("alice");
+            m.client_tags = "+draft/react=1";
+        });
+        let legacy = message(odd.seq.next(5_000), "").with(|m| {
+            m.msgid = "19abc-1";
+            m.command = "WALLOPS";
+            m.account = Some("");
+        });
+        let zero_padded = message(legacy.seq.next(0), "x");
+        let padded_msgid = format!("0{}", zero_padded.seq.msgid());
+        let zero_padded = zero_padded.with(|m| m.msgid = &padded_msgid);
         let mut messages = vec![message(first, "hello"), odd, legacy, zero_padded];
         // More names than the table holds, used again after it is full.
         let mut seq = messages[3].seq;
         for n in 0..(MAX_NAMES as u64 + 10) {
             for again in [n, n / 3] {
                 seq = seq.next(0);
-                let mut m = message(seq, "");
-                m.source = format!("nick{again}!u@h");
-                m.recipient = format!("#room{}", again % 5);
-                messages.push(m);
+                let source = format!("nick{again}!u@h");
+                let recipient = format!("#room{}", again % 5);
+                messages.push(message(seq, "").with(|m| {
+                    m.source = &source;
+                    m.recipient = &recipient;
+                }));
             }
         }
         let (columns, body) = chunk_of(&messages);
@@ -463,7 +478,7 @@ mod tests {
         for seq in [Seq::at(0), Seq::at(1), Seq::at(1_764_236_000_123).next(0)] {
             assert!(is_derived_msgid(seq, &seq.msgid()));
             assert!(!is_derived_msgid(seq, &format!("0{}", seq.msgid())));
-            assert!(!is_derived_msgid(seq, &seq.msgid()[1..]));
+            assert!(!is_derived_msgid(seq, &seq.msgid().as_str()[1..]));
         }
         assert!(is_derived_msgid(Seq::from_raw(0xabc), "abc"));
         assert!(!is_derived_msgid(Seq::from_raw(0xabc), "ABC"));

@@ -16,7 +16,9 @@ mod schema;
 mod sqlite;
 
 pub use error::StoreError;
-pub use model::{Account, HistoryQuery, Selector, Seq, StoredMessage, TargetActivity, Write};
+pub use model::{
+    Account, HistoryQuery, MessageParts, MsgId, Selector, Seq, StoredMessage, TargetActivity, Write,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

@@ -11,6 +11,10 @@ pub struct Account {
     pub created_ms: i64,
 }
 
+/// A msgid made from a [`Seq`]: at most 16 hex digits, on the stack (one is made for
+/// every message relayed).
+pub type MsgId = arrayvec::ArrayString<16>;
+
 /// A message's place in the server's history, and its time: a hybrid logical clock.
 ///
 /// The upper bits hold the time in milliseconds since the epoch, the lower
@@ -52,7 +56,7 @@ impl Seq {
     }
 
     /// The message id that names this message on the wire.
-    pub fn msgid(self) -> String {
+    pub fn msgid(self) -> MsgId {
         // By hand rather than `format!("{:x}")`: one is made for every line relayed.
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut digits = [0u8; 16];
@@ -66,10 +70,10 @@ impl Seq {
                 break;
             }
         }
-        // Hex digits only: always UTF-8, and copied once.
-        std::str::from_utf8(&digits[start..])
-            .unwrap_or_default()
-            .to_owned()
+        // Hex digits only: always UTF-8, and 16 at most: always fits.
+        let mut msgid = MsgId::new();
+        let _ = msgid.try_push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+        msgid
     }
 
     /// The number a msgid from [`Seq::msgid`] names; `None` for anything else.
@@ -86,30 +90,134 @@ impl Seq {
     }
 }
 
+/// The parts of a message as stored, borrowed: what [`StoredMessage::new`] packs and
+/// [`StoredMessage::parts`] gives back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageParts<'a> {
+    /// As relayed: `seq.msgid()`, except for messages kept before msgids were
+    /// derived from the sequence number.
+    pub msgid: &'a str,
+    /// The conversation: a folded room name, or [`StoredMessage::direct_key`].
+    pub target: &'a str,
+    /// PRIVMSG, NOTICE or TAGMSG.
+    pub command: &'a str,
+    /// `nick!user@host` of the sender.
+    pub source: &'a str,
+    /// The sender's account, if logged in.
+    pub account: Option<&'a str>,
+    /// The target as the sender wrote it (`#Team`, `bob`).
+    pub recipient: &'a str,
+    pub text: &'a str,
+    /// Client-only tags, serialized as on the wire (`+a=b;+c`), or empty.
+    pub client_tags: &'a str,
+}
+
 /// One message as stored: enough to replay it exactly as it was relayed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its text parts live in one allocation: a message is made on the hub's thread and
+/// dropped on the store's (or the other way for history read back), and one
+/// allocation freed across threads costs far less than eight.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Its place in history, and its time.
     pub seq: Seq,
-    /// As relayed: `seq.msgid()`, except for messages kept before msgids were
-    /// derived from the sequence number.
-    pub msgid: String,
-    /// The conversation: a folded room name, or [`StoredMessage::direct_key`].
-    pub target: String,
-    /// PRIVMSG, NOTICE or TAGMSG.
-    pub command: String,
-    /// `nick!user@host` of the sender.
-    pub source: String,
-    /// The sender's account, if logged in.
-    pub account: Option<String>,
-    /// The target as the sender wrote it (`#Team`, `bob`).
-    pub recipient: String,
-    pub text: String,
-    /// Client-only tags, serialized as on the wire (`+a=b;+c`), or empty.
-    pub client_tags: String,
+    /// The parts one after another, in the order of [`MessageParts`]' fields.
+    packed: Box<str>,
+    /// Where each part ends in `packed`.
+    ends: [u32; PARTS],
+    has_account: bool,
 }
 
+/// The text parts of a message: msgid, target, command, source, account, recipient,
+/// text, client tags.
+const PARTS: usize = 8;
+
 impl StoredMessage {
+    pub fn new(seq: Seq, parts: MessageParts<'_>) -> StoredMessage {
+        let fields = [
+            parts.msgid,
+            parts.target,
+            parts.command,
+            parts.source,
+            parts.account.unwrap_or(""),
+            parts.recipient,
+            parts.text,
+            parts.client_tags,
+        ];
+        let mut packed = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut ends = [0u32; PARTS];
+        for (end, field) in ends.iter_mut().zip(fields) {
+            packed.push_str(field);
+            // A message is a few kilobytes at most: far below 4 GiB.
+            *end = u32::try_from(packed.len()).unwrap_or(u32::MAX);
+        }
+        StoredMessage {
+            seq,
+            packed: packed.into_boxed_str(),
+            ends,
+            has_account: parts.account.is_some(),
+        }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.packed
+            .get(start..self.ends[i] as usize)
+            .unwrap_or_default()
+    }
+
+    pub fn parts(&self) -> MessageParts<'_> {
+        MessageParts {
+            msgid: self.msgid(),
+            target: self.target(),
+            command: self.command(),
+            source: self.source(),
+            account: self.account(),
+            recipient: self.recipient(),
+            text: self.text(),
+            client_tags: self.client_tags(),
+        }
+    }
+
+    /// The same message with some parts changed.
+    pub fn with<'a>(&'a self, change: impl FnOnce(&mut MessageParts<'a>)) -> StoredMessage {
+        let mut parts = self.parts();
+        change(&mut parts);
+        StoredMessage::new(self.seq, parts)
+    }
+
+    pub fn msgid(&self) -> &str {
+        self.part(0)
+    }
+
+    pub fn target(&self) -> &str {
+        self.part(1)
+    }
+
+    pub fn command(&self) -> &str {
+        self.part(2)
+    }
+
+    pub fn source(&self) -> &str {
+        self.part(3)
+    }
+
+    pub fn account(&self) -> Option<&str> {
+        self.has_account.then(|| self.part(4))
+    }
+
+    pub fn recipient(&self) -> &str {
+        self.part(5)
+    }
+
+    pub fn text(&self) -> &str {
+        self.part(6)
+    }
+
+    pub fn client_tags(&self) -> &str {
+        self.part(7)
+    }
+
     /// Milliseconds since the epoch, as its server-time tag said.
     pub fn time_ms(&self) -> i64 {
         self.seq.time_ms()
@@ -124,6 +232,15 @@ impl StoredMessage {
         key.push(' ');
         key.push_str(second);
         key
+    }
+}
+
+impl std::fmt::Debug for StoredMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredMessage")
+            .field("seq", &self.seq)
+            .field("parts", &self.parts())
+            .finish()
     }
 }
 
@@ -204,11 +321,15 @@ mod tests {
     #[test]
     fn seq_round_trips_through_its_msgid() {
         let seq = Seq::at(1_764_236_000_123).next(1_764_236_000_123);
-        assert_eq!(seq.msgid(), format!("{:x}", seq.raw()));
+        assert_eq!(seq.msgid().as_str(), format!("{:x}", seq.raw()));
         assert_eq!(Seq::from_msgid(&seq.msgid()), Some(seq));
-        assert_eq!(Seq::at(0).msgid(), "0");
+        assert_eq!(Seq::at(0).msgid().as_str(), "0");
         for raw in [1, 15, 16, 255, 1 << 20, 0x1234_5678_9abc, i64::MAX] {
-            assert_eq!(Seq::from_raw(raw).msgid(), format!("{raw:x}"), "{raw}");
+            assert_eq!(
+                Seq::from_raw(raw).msgid().as_str(),
+                format!("{raw:x}"),
+                "{raw}"
+            );
         }
         for foreign in ["", "19abc-42", "ABC", "m5", "12345678901234567", "-1", "+1"] {
             assert_eq!(Seq::from_msgid(foreign), None, "{foreign}");

@@ -3,7 +3,7 @@
 use rusqlite::{params, Transaction};
 
 use crate::chunk::ChunkBuilder;
-use crate::model::{Seq, StoredMessage};
+use crate::model::{MessageParts, Seq, StoredMessage};
 
 /// One step of the schema: SQL, or code where SQL cannot say it (re-encoding rows).
 pub enum Migration {
@@ -185,7 +185,7 @@ fn chunk_history(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 /// joined by LF, the text last (so that a text holding one reads back whole).
 pub(crate) fn schema_two_body(seq: Seq, body: &str) -> StoredMessage {
     let mut fields = body.splitn(7, '\n');
-    let mut next = || fields.next().unwrap_or("").to_owned();
+    let mut next = || fields.next().unwrap_or("");
     let msgid = next();
     let command = next();
     let source = next();
@@ -193,16 +193,18 @@ pub(crate) fn schema_two_body(seq: Seq, body: &str) -> StoredMessage {
     let recipient = next();
     let client_tags = next();
     let text = next();
-    StoredMessage {
+    StoredMessage::new(
         seq,
-        msgid,
-        // Not kept in the chunk: the conversation is its column.
-        target: String::new(),
-        command,
-        source,
-        account,
-        recipient,
-        text,
-        client_tags,
-    }
+        MessageParts {
+            msgid,
+            // Not kept in the chunk: the conversation is its column.
+            target: "",
+            command,
+            source,
+            account,
+            recipient,
+            text,
+            client_tags,
+        },
+    )
 }

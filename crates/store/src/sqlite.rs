@@ -542,7 +542,7 @@ impl BatchWriter<'_> {
                 offline_for,
             } => {
                 let conversation =
-                    conversation_id(tx, self.conversations, &m.target).context(fail)?;
+                    conversation_id(tx, self.conversations, m.target()).context(fail)?;
                 let added = if m.seq.raw() > self.stored_up_to {
                     self.pending.add(conversation, m, place)
                 } else {
@@ -1040,6 +1040,7 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MessageParts;
 
     /// A database written by a natter from before schema 2: rows numbered by an
     /// autoincrement, msgids of another shape, one offline message.
@@ -1082,13 +1083,13 @@ mod tests {
             limit: 10,
         };
         let room = store.history("#room", &all).unwrap();
-        let texts: Vec<&str> = room.iter().map(|m| m.text.as_str()).collect();
+        let texts: Vec<&str> = room.iter().map(StoredMessage::text).collect();
         assert_eq!(texts, ["text 1", "text 3"]);
-        assert_eq!(room[0].msgid, "19abc-1");
+        assert_eq!(room[0].msgid(), "19abc-1");
         assert_eq!(room[0].time_ms(), 1_000);
-        assert_eq!(room[0].account.as_deref(), Some("alice"));
-        assert_eq!(room[1].account, None);
-        assert_eq!(room[1].client_tags, "+draft/react=1");
+        assert_eq!(room[0].account(), Some("alice"));
+        assert_eq!(room[1].account(), None);
+        assert_eq!(room[1].client_tags(), "+draft/react=1");
         // The old msgids still select.
         let after_first = HistoryQuery::After {
             at: Selector::Msgid("19abc-1".into()),
@@ -1097,13 +1098,13 @@ mod tests {
         assert_eq!(store.history("#room", &after_first).unwrap().len(), 1);
         let offline = store.take_offline("bob").unwrap();
         assert_eq!(offline.len(), 1);
-        assert_eq!(offline[0].target, "alice bob");
+        assert_eq!(offline[0].target(), "alice bob");
         assert_eq!(store.last_seq().unwrap(), Some(room[1].seq));
         // New messages go after the old ones.
         let next = room[1].seq.next(0);
-        let mut new = room[1].clone();
+        let msgid = next.msgid();
+        let mut new = room[1].with(|m| m.msgid = &msgid);
         new.seq = next;
-        new.msgid = next.msgid();
         store
             .write(&[Write::Message {
                 message: new,
@@ -1119,17 +1120,19 @@ mod tests {
         let message = |n: i64, target: String| {
             let seq = Seq::at(n);
             Write::Message {
-                message: StoredMessage {
+                message: StoredMessage::new(
                     seq,
-                    msgid: seq.msgid(),
-                    target,
-                    command: "PRIVMSG".into(),
-                    source: "a!b@c".into(),
-                    account: None,
-                    recipient: "x".into(),
-                    text: format!("text {n}"),
-                    client_tags: String::new(),
-                },
+                    MessageParts {
+                        msgid: &seq.msgid(),
+                        target: &target,
+                        command: "PRIVMSG",
+                        source: "a!b@c",
+                        account: None,
+                        recipient: "x",
+                        text: &format!("text {n}"),
+                        client_tags: "",
+                    },
+                ),
                 offline_for: Vec::new(),
             }
         };
@@ -1147,7 +1150,7 @@ mod tests {
             .history("a n3", &all)
             .unwrap()
             .into_iter()
-            .map(|m| m.text)
+            .map(|m| m.text().to_owned())
             .collect();
         assert_eq!(texts, ["text 3", format!("text {count}").as_str()]);
     }
@@ -1155,17 +1158,19 @@ mod tests {
     #[test]
     fn a_text_holding_a_line_feed_reads_back_whole() {
         let seq = Seq::at(5);
-        let m = StoredMessage {
+        let m = StoredMessage::new(
             seq,
-            msgid: seq.msgid(),
-            target: "#r".into(),
-            command: "PRIVMSG".into(),
-            source: "a!b@c".into(),
-            account: None,
-            recipient: "#r".into(),
-            text: "one\ntwo".into(),
-            client_tags: String::new(),
-        };
+            MessageParts {
+                msgid: &seq.msgid(),
+                target: "#r",
+                command: "PRIVMSG",
+                source: "a!b@c",
+                account: None,
+                recipient: "#r",
+                text: "one\ntwo",
+                client_tags: "",
+            },
+        );
         let mut store = SqliteStore::in_memory().unwrap();
         store
             .write(&[Write::Message {
@@ -1182,17 +1187,19 @@ mod tests {
 
     fn room_message(seq: Seq, text: &str) -> Write {
         Write::Message {
-            message: StoredMessage {
+            message: StoredMessage::new(
                 seq,
-                msgid: seq.msgid(),
-                target: "#room".into(),
-                command: "PRIVMSG".into(),
-                source: "a!b@c".into(),
-                account: None,
-                recipient: "#room".into(),
-                text: text.into(),
-                client_tags: String::new(),
-            },
+                MessageParts {
+                    msgid: &seq.msgid(),
+                    target: "#room",
+                    command: "PRIVMSG",
+                    source: "a!b@c",
+                    account: None,
+                    recipient: "#room",
+                    text,
+                    client_tags: "",
+                },
+            ),
             offline_for: Vec::new(),
         }
     }
@@ -1288,16 +1295,16 @@ mod tests {
         let room = store.history("#room", &all).unwrap();
         assert_eq!(room.len(), 300);
         assert!(room.windows(2).all(|w| w[0].seq < w[1].seq));
-        assert_eq!(room[299].text, "text 300");
-        assert_eq!(room[299].msgid, room[299].seq.msgid());
+        assert_eq!(room[299].text(), "text 300");
+        assert_eq!(room[299].msgid(), room[299].seq.msgid().as_str());
         let direct = store.history("alice bob", &all).unwrap();
         assert_eq!(direct.len(), 2);
-        assert_eq!(direct[0].msgid, "19abc-2");
-        assert_eq!(direct[0].command, "NOTICE");
-        assert_eq!(direct[0].account.as_deref(), Some("alice"));
-        assert_eq!(direct[0].client_tags, "+draft/react=1");
-        assert_eq!(direct[0].text, "one\ntwo");
-        assert_eq!(direct[1].msgid, "");
+        assert_eq!(direct[0].msgid(), "19abc-2");
+        assert_eq!(direct[0].command(), "NOTICE");
+        assert_eq!(direct[0].account(), Some("alice"));
+        assert_eq!(direct[0].client_tags(), "+draft/react=1");
+        assert_eq!(direct[0].text(), "one\ntwo");
+        assert_eq!(direct[1].msgid(), "");
         let after_legacy = HistoryQuery::After {
             at: Selector::Msgid("19abc-2".into()),
             limit: 10,
@@ -1306,7 +1313,7 @@ mod tests {
         // The queued message whose row was gone stays gone.
         let offline = store.take_offline("bob").unwrap();
         assert_eq!(offline.len(), 1);
-        assert_eq!(offline[0].target, "alice bob");
+        assert_eq!(offline[0].target(), "alice bob");
         assert_eq!(store.last_seq().unwrap(), Some(Seq::at(1_300)));
         let chunks: i64 = store
             .conn
@@ -1340,7 +1347,7 @@ mod tests {
         println!("LATEST * 100 of 100,000 messages: {:?}", started.elapsed());
         assert_eq!(found.len(), 100);
         let before = HistoryQuery::Before {
-            at: Selector::Msgid(found[0].msgid.clone()),
+            at: Selector::Msgid(found[0].msgid().to_owned()),
             limit: 100,
         };
         let started = std::time::Instant::now();

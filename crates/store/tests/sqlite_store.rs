@@ -2,7 +2,7 @@
 //! CHATHISTORY needs, and hands each offline message out once.
 
 use natter_store::{
-    Account, HistoryQuery, Selector, Seq, SqliteStore, Store, StoredMessage, Write,
+    Account, HistoryQuery, MessageParts, Selector, Seq, SqliteStore, Store, StoredMessage, Write,
 };
 
 /// Message `n` is sent at second `n`.
@@ -11,21 +11,23 @@ fn seq(n: i64) -> Seq {
 }
 
 fn msgid(n: i64) -> String {
-    seq(n).msgid()
+    seq(n).msgid().to_string()
 }
 
 fn message(n: i64, target: &str) -> StoredMessage {
-    StoredMessage {
-        seq: seq(n),
-        msgid: msgid(n),
-        target: target.into(),
-        command: "PRIVMSG".into(),
-        source: "alice!a@host".into(),
-        account: Some("alice".into()),
-        recipient: target.into(),
-        text: format!("text {n}"),
-        client_tags: String::new(),
-    }
+    StoredMessage::new(
+        seq(n),
+        MessageParts {
+            msgid: &msgid(n),
+            target,
+            command: "PRIVMSG",
+            source: "alice!a@host",
+            account: Some("alice"),
+            recipient: target,
+            text: &format!("text {n}"),
+            client_tags: "",
+        },
+    )
 }
 
 fn store_with(count: i64) -> SqliteStore {
@@ -47,7 +49,7 @@ fn store_with(count: i64) -> SqliteStore {
 }
 
 fn ids(messages: &[StoredMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.msgid.clone()).collect()
+    messages.iter().map(|m| m.msgid().to_owned()).collect()
 }
 
 fn names(list: &[i64]) -> Vec<String> {
@@ -445,10 +447,11 @@ fn a_large_transaction_of_one_conversation_reads_back_whole() {
     let batch: Vec<Write> = ns
         .iter()
         .map(|&n| Write::Message {
-            message: StoredMessage {
-                seq: Seq::at(n),
-                msgid: Seq::at(n).msgid(),
-                ..message(n, "#room")
+            message: {
+                let msgid = Seq::at(n).msgid();
+                let mut m = message(n, "#room").with(|m| m.msgid = &msgid);
+                m.seq = Seq::at(n);
+                m
             },
             offline_for: Vec::new(),
         })
@@ -466,7 +469,7 @@ fn a_large_transaction_of_one_conversation_reads_back_whole() {
         .collect();
     assert_eq!(seqs, ns.iter().map(|&n| Seq::at(n)).collect::<Vec<_>>());
     let q = HistoryQuery::Around {
-        at: Selector::Msgid(Seq::at(256).msgid()),
+        at: Selector::Msgid(Seq::at(256).msgid().to_string()),
         limit: 4,
     };
     let around: Vec<Seq> = s
