@@ -2,6 +2,8 @@
 
 use crate::maps::{Map, Set};
 
+use natter_store::{Seq, StoredMessage};
+
 use crate::client::ClientId;
 
 /// A member's status in a room.
@@ -71,11 +73,15 @@ pub struct Channel {
     pub bans: Vec<ListEntry>,
     /// Users invited by an operator since the last time they joined.
     pub invited: Set<ClientId>,
+    /// The last message number before the room was opened: what was said in a closed
+    /// room before then (under the same name, before it emptied or before a restart)
+    /// is not this room's to replay.
+    pub opened_after: Seq,
 }
 
 impl Channel {
     /// A new room, with the defaults most servers give: +nt.
-    pub fn new(name: &str, created: u64) -> Channel {
+    pub fn new(name: &str, created: u64, opened_after: Seq) -> Channel {
         Channel {
             name: name.to_owned(),
             created,
@@ -90,7 +96,22 @@ impl Channel {
             limit: None,
             bans: Vec::new(),
             invited: Set::default(),
+            opened_after,
         }
+    }
+
+    /// Closed to outsiders: secret, invite-only or keyed. What is said in it is
+    /// replayed only to members.
+    pub fn is_closed(&self) -> bool {
+        self.secret || self.invite_only || self.key.is_some()
+    }
+
+    /// Whether a message kept from this room's name may be replayed to `id`: one said
+    /// while it was open may (to whoever may read the room's history), one said
+    /// while it was closed only to a member, and only if this room is the one it was
+    /// said in.
+    pub fn may_replay(&self, id: ClientId, message: &StoredMessage) -> bool {
+        !message.members_only || (message.seq > self.opened_after && self.members.contains_key(&id))
     }
 
     pub fn member(&self, id: ClientId) -> Option<Member> {

@@ -191,6 +191,8 @@ impl Hub {
     /// A room's history is open to its members, and to anyone not banned from it
     /// while it is neither secret, invite-only nor keyed (or empty, as after a
     /// restart); a direct conversation only to its two parties, which the key ensures.
+    /// What was said while a room was closed is filtered from the answer
+    /// ([`Channel::may_replay`](crate::channel::Channel::may_replay)).
     fn may_read_history(&self, id: ClientId, target: &str) -> bool {
         if !target.starts_with('#') {
             return natter_proto::is_valid_nick(target, self.config.limits.nick_len);
@@ -237,7 +239,17 @@ impl Hub {
     ) {
         let caps = self.caps_of(client);
         match outcome {
-            StoreOutcome::Messages(messages) => {
+            StoreOutcome::Messages(mut messages) => {
+                // What was said while the room was closed goes only to its members,
+                // and only from the room they are in now: checked here, when the
+                // answer comes, for who is in the room then.
+                if target.starts_with('#') {
+                    let room = self.channels.get(&*self.folded(target));
+                    messages.retain(|m| match room {
+                        Some(room) => room.may_replay(client, m),
+                        None => !m.members_only,
+                    });
+                }
                 // One batch for a client that takes batches, labeled itself when the
                 // request was, so that no line is in two batches.
                 let batch = caps.has(Cap::Batch).then(|| self.next_batch_id());

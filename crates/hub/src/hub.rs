@@ -88,7 +88,7 @@ pub struct Hub {
     pub(crate) isupport: Vec<String>,
     /// The last message number given out: every msgid, and every stored message's
     /// place and time in history, comes from it.
-    last_seq: natter_store::Seq,
+    pub(crate) last_seq: natter_store::Seq,
     /// The last millisecond written as a `time` tag, and how: messages come many to
     /// a millisecond under load, and formatting a date is not free.
     last_time_tag: (i64, std::sync::Arc<str>),

@@ -114,6 +114,7 @@ impl Hub {
                 );
                 return;
             };
+            let members_only = channel.is_closed();
             let member = channel.member(id);
             let banned =
                 member.is_none_or(|m| !m.may_speak_anyway()) && self.is_banned(&folded, id);
@@ -153,7 +154,7 @@ impl Hub {
             // The room's history keeps what everyone in it saw.
             if status.is_none() && !is_tagmsg {
                 let client_tags = client_tags_wire(msg);
-                let message = StoredMessage::new(
+                let mut message = StoredMessage::new(
                     seq,
                     MessageParts {
                         msgid: &msgid,
@@ -166,6 +167,7 @@ impl Hub {
                         client_tags: &client_tags,
                     },
                 );
+                message.members_only = members_only;
                 self.keep(message, Vec::new());
             }
             return;

@@ -88,10 +88,11 @@ impl Hub {
             }
         }
         let created = self.now.unix_secs();
+        let opened_after = self.last_seq;
         let channel = self
             .channels
             .entry(folded.clone())
-            .or_insert_with(|| Channel::new(name, created));
+            .or_insert_with(|| Channel::new(name, created, opened_after));
         let first = channel.members.is_empty();
         channel.members.insert(
             id,

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! varint   seq minus the previous message's (the first: minus the chunk's first_seq, so 0)
-//! byte     flags: ACCOUNT, EXPLICIT_MSGID, and the command's code in the top bits
+//! byte     flags: ACCOUNT, EXPLICIT_MSGID, MEMBERS_ONLY, and the command's code
 //! [field]  command, when its code is OTHER_COMMAND
 //! [field]  msgid, when EXPLICIT_MSGID (otherwise it is seq.msgid())
 //! name     source
@@ -34,7 +34,14 @@ const FORMAT: u8 = 1;
 
 const ACCOUNT: u8 = 1;
 const EXPLICIT_MSGID: u8 = 2;
+/// Two bits: PRIVMSG, NOTICE, TAGMSG or OTHER_COMMAND.
 const COMMAND_SHIFT: u32 = 2;
+const COMMAND_MASK: u8 = 3;
+/// Said in a room closed to outsiders ([`StoredMessage::members_only`]).
+const MEMBERS_ONLY: u8 = 16;
+/// Bits no flag uses: set, they mean a damaged chunk.
+const UNKNOWN_FLAGS: u8 =
+    !(ACCOUNT | EXPLICIT_MSGID | COMMAND_MASK << COMMAND_SHIFT | MEMBERS_ONLY);
 const PRIVMSG: u8 = 0;
 const NOTICE: u8 = 1;
 const TAGMSG: u8 = 2;
@@ -142,6 +149,9 @@ impl ChunkBuilder {
         if explicit_msgid {
             flags |= EXPLICIT_MSGID;
         }
+        if m.members_only {
+            flags |= MEMBERS_ONLY;
+        }
         self.body.push(flags);
         if command == OTHER_COMMAND {
             put_field(&mut self.body, m.command());
@@ -193,6 +203,7 @@ pub(crate) struct MessageView<'a> {
     recipient: &'a str,
     client_tags: &'a str,
     text: &'a str,
+    members_only: bool,
 }
 
 impl MessageView<'_> {
@@ -205,7 +216,7 @@ impl MessageView<'_> {
                 &derived
             }
         };
-        StoredMessage::new(
+        let mut message = StoredMessage::new(
             self.seq,
             MessageParts {
                 msgid,
@@ -217,7 +228,9 @@ impl MessageView<'_> {
                 text: self.text,
                 client_tags: self.client_tags,
             },
-        )
+        );
+        message.members_only = self.members_only;
+        message
     }
 }
 
@@ -258,12 +271,14 @@ pub(crate) fn decode<'a>(
             seq = seq.checked_add(delta).ok_or("seq out of range")?;
         }
         let flags = reader.byte()?;
-        let command = match flags >> COMMAND_SHIFT {
+        if flags & UNKNOWN_FLAGS != 0 {
+            return Err(format!("unknown flags {flags:#x}"));
+        }
+        let command = match flags >> COMMAND_SHIFT & COMMAND_MASK {
             PRIVMSG => "PRIVMSG",
             NOTICE => "NOTICE",
             TAGMSG => "TAGMSG",
-            OTHER_COMMAND => reader.field()?,
-            _ => return Err(format!("unknown flags {flags:#x}")),
+            _ => reader.field()?,
         };
         let msgid = if flags & EXPLICIT_MSGID != 0 {
             Some(reader.field()?)
@@ -285,6 +300,7 @@ pub(crate) fn decode<'a>(
             recipient: reader.name(&mut names)?,
             client_tags: reader.field()?,
             text: reader.field()?,
+            members_only: flags & MEMBERS_ONLY != 0,
         });
     }
     if seq != columns.last {
@@ -411,11 +427,12 @@ mod tests {
     #[test]
     fn every_field_reads_back_as_written() {
         let first = Seq::at(1_000);
-        let odd = message(first.next(0), "one\ntwo ünïcode").with(|m| {
+        let mut odd = message(first.next(0), "one\ntwo ünïcode").with(|m| {
             m.command = "NOTICE";
             m.account = Some("alice");
             m.client_tags = "+draft/react=1";
         });
+        odd.members_only = true;
         let legacy = message(odd.seq.next(5_000), "").with(|m| {
             m.msgid = "19abc-1";
             m.command = "WALLOPS";

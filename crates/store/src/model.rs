@@ -121,6 +121,9 @@ pub struct MessageParts<'a> {
 pub struct StoredMessage {
     /// Its place in history, and its time.
     pub seq: Seq,
+    /// Said in a room closed to outsiders (secret, invite-only or keyed): replayed
+    /// only to those in that room since before it was said.
+    pub members_only: bool,
     /// The parts one after another, in the order of [`MessageParts`]' fields.
     packed: Box<str>,
     /// Where each part ends in `packed`.
@@ -153,6 +156,7 @@ impl StoredMessage {
         }
         StoredMessage {
             seq,
+            members_only: false,
             packed: packed.into_boxed_str(),
             ends,
             has_account: parts.account.is_some(),
@@ -183,7 +187,10 @@ impl StoredMessage {
     pub fn with<'a>(&'a self, change: impl FnOnce(&mut MessageParts<'a>)) -> StoredMessage {
         let mut parts = self.parts();
         change(&mut parts);
-        StoredMessage::new(self.seq, parts)
+        StoredMessage {
+            members_only: self.members_only,
+            ..StoredMessage::new(self.seq, parts)
+        }
     }
 
     pub fn msgid(&self) -> &str {
@@ -239,6 +246,7 @@ impl std::fmt::Debug for StoredMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredMessage")
             .field("seq", &self.seq)
+            .field("members_only", &self.members_only)
             .field("parts", &self.parts())
             .finish()
     }
