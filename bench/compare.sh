@@ -190,12 +190,13 @@ start_server() {
     chmod -R a+rwX "$dir"
     case "$name" in
         natter)
-            # Persistence on (a fresh data directory), flood control and the per-address
-            # connection limit lifted by configuration, as for the references.
+            # Persistence on (a fresh data directory), flood control and the connection
+            # limits lifted by configuration (bench/configs/natter.toml), as for the
+            # references.
             taskset -c "$SERVER_CPU" setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --clear-groups \
-                "$NATTER" serve --listen "tcp://127.0.0.1:$PORT" --listen "udp://127.0.0.1:$PORT" \
-                --data "$dir/data" --flood-burst 0 --flood-rate 0 --connections-per-ip 0 \
-                --max-connections 0 --log-level warn >"$dir/out.log" 2>&1 &
+                "$NATTER" serve --config "$ROOT/bench/configs/natter.toml" \
+                --listen "tcp://127.0.0.1:$PORT" --listen "udp://127.0.0.1:$PORT" \
+                --data "$dir/data" >"$dir/out.log" 2>&1 &
             ;;
         ngircd)
             taskset -c "$SERVER_CPU" setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --clear-groups \
