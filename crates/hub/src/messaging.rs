@@ -172,7 +172,10 @@ impl Hub {
             }
             return;
         }
-        let online = self.find_nick(target);
+        // Folded once: it finds the recipient, and names the conversation's other
+        // party when that is a nick rather than an account.
+        let folded_target = self.folded(target);
+        let online = self.nicks.get(&*folded_target).copied();
         // The account the message is for: its client's, or a registered nick's.
         let account = match online {
             Some(to) => self
@@ -180,9 +183,10 @@ impl Hub {
                 .get(&to)
                 .and_then(|c| c.account.as_deref())
                 .map(|a| self.fold(a)),
-            None => Some(self.folded(target))
-                .filter(|f| self.accounts.contains_key(&**f))
-                .map(FoldedName::into_string),
+            None => self
+                .accounts
+                .contains_key(&*folded_target)
+                .then(|| folded_target.to_string()),
         };
         // Every client logged in to that account sees the conversation.
         let recipients: SmallVec<[ClientId; 2]> = match (&account, online) {
@@ -225,17 +229,17 @@ impl Hub {
             self.deliver(out, id, &mut line, is_tagmsg);
         }
         if !is_tagmsg {
+            // As `Hub::identity` names the recipient: its account, else its nick, marked
+            // when the nick is registered to an account it has not logged in to (an
+            // offline registered nick has its account).
             let other_identity;
-            let other: &str = match (&account, online) {
-                (Some(account), _) => account,
-                (None, Some(to)) => {
-                    other_identity = self.identity(to);
+            let other: &str = match &account {
+                Some(account) => account,
+                None if self.accounts.contains_key(&*folded_target) => {
+                    other_identity = FoldedName::with_prefix(self.config.casemapping, "!", target);
                     &other_identity
                 }
-                (None, None) => {
-                    other_identity = self.folded(target);
-                    &other_identity
-                }
+                None => &folded_target,
             };
             let conversation = StoredMessage::direct_key(&self.identity(id), other);
             // An account with no client connected gets it when it next logs in.
