@@ -212,18 +212,21 @@ impl SendStream {
                 return;
             };
             let line_end = line.end();
-            // Offsets within the line's framing: its prefix, then its bytes.
+            // The length fits a u16: `push_line` checked.
+            let prefix = (line.bytes.len() as u16).to_be_bytes();
+            if at == line.start && line_end <= stop {
+                // The usual case, a whole line: its prefix and its bytes.
+                out.extend_from_slice(&prefix);
+                out.extend_from_slice(&line.bytes);
+                at = line_end;
+                i += 1;
+                continue;
+            }
+            // Part of a line: offsets within its framing, the prefix then the bytes.
             let from = (at - line.start) as usize;
             let to = (stop.min(line_end) - line.start) as usize;
             if from < LINE_PREFIX_LEN {
-                // The length fits a u16: `push_line` checked.
-                let prefix = (line.bytes.len() as u16).to_be_bytes();
-                if from == 0 && to >= LINE_PREFIX_LEN {
-                    // The usual case, a whole prefix: a copy of known size.
-                    out.extend_from_slice(&prefix);
-                } else {
-                    out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
-                }
+                out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
             }
             if to > LINE_PREFIX_LEN {
                 out.extend_from_slice(
@@ -258,12 +261,27 @@ impl SendStream {
         while self.lines.front().is_some_and(|line| line.end() <= offset) {
             self.lines.pop_front();
         }
-        if self.lines.is_empty() && self.lines.capacity() > IDLE_LINES {
-            // A burst is over: its bookkeeping need not stay.
-            self.lines.shrink_to(IDLE_LINES);
-        }
+        // An emptied stream keeps its bookkeeping's memory: a busy session's next
+        // burst comes soon, and growing it again from nothing cost a reallocation
+        // and a copy per doubling, in fresh pages, every burst. `release_idle` gives
+        // it back once the session has gone quiet.
         self.acked.remove_below(self.base);
         self.lost.remove_below(self.base);
+    }
+
+    /// Gives back the memory of an empty stream's line bookkeeping beyond what a few
+    /// lines need: called when the session's timers find it quiet, so that an idle
+    /// session does not hold the bookkeeping of its largest burst.
+    pub(crate) fn release_idle(&mut self) {
+        if self.lines.is_empty() && self.lines.capacity() > IDLE_LINES {
+            self.lines.shrink_to(IDLE_LINES);
+        }
+    }
+
+    /// Bookkeeping slots held, used or not.
+    #[cfg(test)]
+    fn lines_capacity(&self) -> usize {
+        self.lines.capacity()
     }
 
     /// `r` was sent in a packet now declared lost: queue what of it is unacknowledged.
@@ -402,6 +420,21 @@ mod tests {
         assert!(s.blocked_by_flow_control(50));
         s.on_lost(0..50);
         assert!(s.next_chunk(1000, 50).is_some());
+    }
+
+    #[test]
+    fn an_emptied_stream_keeps_its_bookkeeping_until_released() {
+        let mut s = SendStream::new(100_000);
+        for _ in 0..1000 {
+            push(&mut s, b"x").unwrap();
+        }
+        while s.next_chunk(1000, u64::MAX).is_some() {}
+        s.ack_below(s.end());
+        assert!(s.all_acked());
+        let burst = s.lines_capacity();
+        assert!(burst >= 1000);
+        s.release_idle();
+        assert!(s.lines_capacity() < burst);
     }
 
     #[test]

@@ -737,6 +737,9 @@ impl Session {
             self.stats.protocol_violations += 1;
         }
         let progress = !acked.packets.is_empty();
+        // The cumulative offset first: it frees most of what the packets carried, so
+        // only what lies above it is recorded as selectively acknowledged.
+        self.send.ack_below(ack.cum_offset);
         for p in &acked.packets {
             if p.in_flight {
                 self.window.on_ack(p.time);
@@ -754,7 +757,6 @@ impl Session {
             // backoff on any new acknowledgement for the same reason).
             self.rtt.reset_backoff();
         }
-        self.send.ack_below(ack.cum_offset);
         self.peer_max_offset = self.peer_max_offset.max(ack.max_offset);
         if progress {
             self.rto_deadline = if self.recovery.in_flight() > 0 {
@@ -873,6 +875,10 @@ impl Session {
         if now >= self.idle_deadline() {
             self.finish(CloseReason::IdleTimeout);
             return;
+        }
+        if self.send.all_acked() {
+            // Nothing to send when a timer is due: the last burst is over.
+            self.send.release_idle();
         }
         if self.loss_time.is_some_and(|t| now >= t) {
             self.detect_lost(now);

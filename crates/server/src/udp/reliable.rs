@@ -74,16 +74,19 @@ impl ReliableConn {
                 break;
             };
             let len = line.len();
-            if !self.session.has_room_for(line_body_len(line)) {
+            let body_len = line_body_len(line);
+            if !self.session.has_room_for(body_len) {
                 break;
             }
-            let Some(line) = self.waiting.pop_front() else {
+            let Some(mut line) = self.waiting.pop_front() else {
                 break;
             };
+            // The hub's lines end in CR LF; reliable mode frames lines by length.
+            line.truncate(body_len);
             // The session keeps the line itself, shared with every other member of
             // the room it went to. It has room (checked above); closing or closed
             // (the client left), or a line no frame can hold, nobody will read it.
-            let _ = self.session.send_line_bytes(strip_line_end(line));
+            let _ = self.session.send_line_bytes(line);
             written += len;
         }
         if written > 0 {
@@ -126,12 +129,6 @@ pub(crate) fn quit_reason(reason: CloseReason) -> String {
     }
 }
 
-/// The hub's lines end in CR LF; reliable mode frames lines by length instead.
-fn strip_line_end(mut line: Bytes) -> Bytes {
-    line.truncate(line_body_len(&line));
-    line
-}
-
 /// The length of `line` without its line end.
 fn line_body_len(line: &[u8]) -> usize {
     let body = line.strip_suffix(b"\n").unwrap_or(line);
@@ -145,7 +142,10 @@ mod tests {
     #[test]
     fn line_ends_are_stripped_for_the_length_framing() {
         for line in ["PING :x\r\n", "PING :x\n", "PING :x"] {
-            assert_eq!(strip_line_end(Bytes::from(line)), "PING :x");
+            assert_eq!(
+                &line.as_bytes()[..line_body_len(line.as_bytes())],
+                b"PING :x"
+            );
         }
     }
 }
