@@ -346,36 +346,31 @@ impl Session {
 
     // ----- application side -----
 
-    /// Queues one line (without its CR LF: the length prefix delimits it). Fails with
-    /// [`SendError::Full`] when the send buffer is full: that is the back-pressure signal.
+    /// Queues one line (without its CR LF: the length prefix delimits it), copying it
+    /// into the send stream. Fails with [`SendError::Full`] when the send buffer is
+    /// full: that is the back-pressure signal.
     pub fn send_line(&mut self, line: &[u8]) -> Result<(), SendError> {
-        // The checks `send_line_bytes` makes, before the copy: a sender that finds
-        // the buffer full tries again often.
-        if !matches!(self.state, State::Connecting | State::Established) {
-            return Err(SendError::NotOpen);
+        match self.state {
+            State::Connecting | State::Established => {
+                self.send.push_line_slice(line)?;
+                self.stats.lines_sent += 1;
+                Ok(())
+            }
+            _ => Err(SendError::NotOpen),
         }
-        if u16::try_from(line.len()).is_err() {
-            return Err(SendError::TooLong);
-        }
-        if !self.has_room_for(line.len()) {
-            return Err(SendError::Full);
-        }
-        self.send_line_bytes(Bytes::copy_from_slice(line))
-            .map_err(|(error, _)| error)
     }
 
-    /// Whether [`Session::send_line_bytes`] would take a line of `len` bytes now
-    /// rather than fail with [`SendError::Full`] (it may still fail otherwise: a line
-    /// too long, a session not open).
+    /// Whether [`Session::send_line`] would take a line of `len` bytes now rather
+    /// than fail with [`SendError::Full`] (it may still fail otherwise: a line too
+    /// long, a session not open).
     pub fn has_room_for(&self, len: usize) -> bool {
         len > usize::from(u16::MAX)
             || !matches!(self.state, State::Connecting | State::Established)
             || LINE_PREFIX_LEN + len <= self.send.available()
     }
 
-    /// Queues one line as [`Session::send_line`] does, keeping `line` rather than a
-    /// copy of it: a server that sends the same line to many sessions holds it once.
-    /// On failure the line is handed back, so the caller can offer it again later.
+    /// Queues one line as [`Session::send_line`] does, taking it as `Bytes`. On
+    /// failure the line is handed back, so the caller can offer it again later.
     pub fn send_line_bytes(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
         match self.state {
             State::Connecting | State::Established => {

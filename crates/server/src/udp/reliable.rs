@@ -78,15 +78,12 @@ impl ReliableConn {
             if !self.session.has_room_for(body_len) {
                 break;
             }
-            let Some(mut line) = self.waiting.pop_front() else {
-                break;
-            };
             // The hub's lines end in CR LF; reliable mode frames lines by length.
-            line.truncate(body_len);
-            // The session keeps the line itself, shared with every other member of
-            // the room it went to. It has room (checked above); closing or closed
-            // (the client left), or a line no frame can hold, nobody will read it.
-            let _ = self.session.send_line_bytes(line);
+            // The session copies the line into its stream. It has room (checked
+            // above); closing or closed (the client left), or a line no frame can
+            // hold, nobody will read it.
+            let _ = self.session.send_line(&line[..body_len]);
+            self.waiting.pop_front();
             written += len;
         }
         if written > 0 {
