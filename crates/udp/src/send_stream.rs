@@ -129,6 +129,57 @@ impl SendStream {
         Ok(())
     }
 
+    /// Frames and queues lines taken from the front of `lines` while they fit, each
+    /// without its line end (`line_body` gives the part to send); returns how many
+    /// were taken and their bytes as given. Lines longer than a prefix can say are
+    /// taken and dropped, as no frame can hold them.
+    ///
+    /// The framed lines are gathered in a small staging block and copied into the
+    /// ring a block at a time: a copy into the ring per line cost more in the ring's
+    /// bookkeeping than in the copy.
+    pub(crate) fn push_lines(
+        &mut self,
+        lines: &mut VecDeque<Bytes>,
+        line_body: impl Fn(&[u8]) -> &[u8],
+    ) -> (usize, usize) {
+        let mut stage = [0u8; STAGE_LEN];
+        let mut staged = 0;
+        let mut room = self.available();
+        let (mut taken, mut taken_bytes) = (0, 0);
+        while let Some(line) = lines.front() {
+            let body = line_body(line);
+            let Ok(len) = u16::try_from(body.len()) else {
+                taken += 1;
+                taken_bytes += line.len();
+                lines.pop_front();
+                continue;
+            };
+            let framed = LINE_PREFIX_LEN + body.len();
+            if framed > room {
+                break;
+            }
+            if staged + framed > STAGE_LEN {
+                self.bytes.extend(&stage[..staged]);
+                staged = 0;
+            }
+            if framed > STAGE_LEN {
+                self.bytes.extend(&len.to_be_bytes());
+                self.bytes.extend(body);
+            } else {
+                stage[staged..staged + LINE_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+                stage[staged + LINE_PREFIX_LEN..staged + framed].copy_from_slice(body);
+                staged += framed;
+            }
+            self.end += framed as u64;
+            room -= framed;
+            taken += 1;
+            taken_bytes += line.len();
+            lines.pop_front();
+        }
+        self.bytes.extend(&stage[..staged]);
+        (taken, taken_bytes)
+    }
+
     /// True if there is something to send that flow control (`limit`) allows.
     pub(crate) fn has_sendable(&self, limit: u64) -> bool {
         !self.lost.is_empty() || self.next_new < self.end().min(limit)
@@ -278,6 +329,10 @@ impl SendStream {
     }
 }
 
+/// Bytes of framed lines [`SendStream::push_lines`] gathers before copying them
+/// into the ring: on the stack, and many chat lines.
+const STAGE_LEN: usize = 2048;
+
 /// Bytes of ring an emptied stream keeps for the next lines; beyond this, it gives
 /// its memory back when the session is quiet.
 const IDLE_BYTES: usize = 4096;
@@ -411,6 +466,45 @@ mod tests {
         assert!(burst >= 30_000);
         s.release_idle();
         assert!(s.ring_capacity() < burst);
+    }
+
+    #[test]
+    fn lines_taken_in_bulk_are_framed_as_one_at_a_time_and_stop_when_full() {
+        let lens = [0usize, 1, 70, 3000, 5, 2100, 40, 1];
+        let given: VecDeque<Bytes> = lens
+            .iter()
+            .map(|&len| {
+                let mut line: Vec<u8> = (0..len).map(|i| (i % 200) as u8 + 1).collect();
+                line.extend_from_slice(b"\r\n");
+                Bytes::from(line)
+            })
+            .collect();
+        fn body(line: &[u8]) -> &[u8] {
+            &line[..line.len() - 2]
+        }
+        let mut one_by_one = SendStream::new(100_000);
+        for line in &given {
+            push(&mut one_by_one, body(line)).unwrap();
+        }
+        let mut bulk = SendStream::new(100_000);
+        let mut lines = given.clone();
+        let (n, bytes) = bulk.push_lines(&mut lines, body);
+        assert_eq!(n, lens.len());
+        assert_eq!(bytes, given.iter().map(Bytes::len).sum::<usize>());
+        assert!(lines.is_empty());
+        assert_eq!(bulk.end(), one_by_one.end());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        bulk.write_range(0..bulk.end(), &mut a);
+        one_by_one.write_range(0..one_by_one.end(), &mut b);
+        assert_eq!(a, b);
+
+        // Room for the first three lines only: the rest stay, in order.
+        let mut small = SendStream::new(2 + 2 + 1 + 2 + 70 + 10);
+        let mut lines = given.clone();
+        let (n, _) = small.push_lines(&mut lines, body);
+        assert_eq!(n, 3);
+        assert_eq!(lines.len(), lens.len() - 3);
+        assert_eq!(lines.front(), given.get(3));
     }
 
     #[test]

@@ -369,6 +369,24 @@ impl Session {
             || LINE_PREFIX_LEN + len <= self.send.available()
     }
 
+    /// Queues lines taken from the front of `lines` while the send buffer has room,
+    /// each without its line end (CR LF, LF or CR, as IRC lines end); returns how many
+    /// were taken and their bytes with their line ends. What stays in `lines` waits
+    /// for the peer to acknowledge. When the session is not open for sending, every
+    /// line is taken and dropped: nobody will read it. The same as [`Session::send_line`]
+    /// for each line, in less work per line.
+    pub fn send_lines(&mut self, lines: &mut VecDeque<Bytes>) -> (usize, usize) {
+        if !matches!(self.state, State::Connecting | State::Established) {
+            let bytes = lines.iter().map(Bytes::len).sum();
+            let n = lines.len();
+            lines.clear();
+            return (n, bytes);
+        }
+        let (n, bytes) = self.send.push_lines(lines, line_body);
+        self.stats.lines_sent += n as u64;
+        (n, bytes)
+    }
+
     /// Queues one line as [`Session::send_line`] does, taking it as `Bytes`. On
     /// failure the line is handed back, so the caller can offer it again later.
     pub fn send_line_bytes(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
@@ -1215,9 +1233,22 @@ impl Session {
     }
 }
 
+/// A line without its line end: CR LF, LF or CR.
+fn line_body(line: &[u8]) -> &[u8] {
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    body.strip_suffix(b"\r").unwrap_or(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_ends_are_stripped_for_the_length_framing() {
+        for line in ["PING :x\r\n", "PING :x\n", "PING :x\r", "PING :x"] {
+            assert_eq!(line_body(line.as_bytes()), b"PING :x");
+        }
+    }
 
     #[test]
     fn a_client_starts_with_a_padded_initial_and_retransmits_it_with_backoff() {
