@@ -437,7 +437,7 @@ impl Driver {
                 },
                 None => break,
             };
-            // The session keeps the line itself: no copy.
+            // A line that does not fit is handed back, to be offered again.
             match self.session.send_line_bytes(line) {
                 Ok(()) => {}
                 Err((SendError::Full, line)) => {

@@ -103,7 +103,7 @@ impl Pair {
     /// delayed acks fire), and everything is carried across.
     fn round(&mut self, line: &Bytes, lines: usize) -> u64 {
         for _ in 0..lines {
-            // Shared, as the server sends a room's line to each member.
+            // The line as the hub hands it to the server: shared `Bytes`.
             if self.server.send_line_bytes(line.clone()).is_err() {
                 break;
             }

@@ -8,8 +8,16 @@
 //! and a later one has been acknowledged; or, on the retransmission timer, everything in
 //! flight is (TCP's behaviour after an RTO). Lost packets are not resent as such: what
 //! they carried is queued again and goes out in new packets.
+//!
+//! Packets are recorded in the order they are sent, which is packet number order, and
+//! are mostly acknowledged in that order too: the record is a ring (a `VecDeque`) in
+//! which an acknowledged packet leaves a vacant slot, and vacant slots at the front are
+//! let go. Finding a number is a binary search over the ring; most acknowledgements
+//! retire packets from its front. Vacant slots behind a packet that stays (one declared
+//! lost and remembered for a late acknowledgement) are swept out once they outnumber the
+//! packets still recorded, so the ring stays within twice what it records.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::ops::{Range, RangeInclusive};
 use std::time::{Duration, Instant};
 
@@ -18,6 +26,10 @@ const PACKET_THRESHOLD: u64 = 3;
 
 /// Lost packets are remembered this many for late acknowledgements, then forgotten.
 const MAX_REMEMBERED_LOST: usize = 1024;
+
+/// Slots an emptied record keeps for the next packets; beyond this, it gives its
+/// memory back.
+const IDLE_SLOTS: usize = 64;
 
 /// What an ack-eliciting packet carried, and when it left.
 #[derive(Debug, Clone)]
@@ -72,10 +84,21 @@ pub(crate) struct Acked {
     pub(crate) beyond_sent: bool,
 }
 
+/// One slot of the ring: a packet number and its packet, `None` once acknowledged or
+/// forgotten.
+#[derive(Debug)]
+struct Slot {
+    pn: u64,
+    packet: Option<SentPacket>,
+}
+
 /// Packets sent and not yet acknowledged.
 #[derive(Debug, Default)]
 pub(crate) struct Recovery {
-    sent: BTreeMap<u64, SentPacket>,
+    /// In increasing packet number order; the front slot is never vacant.
+    sent: VecDeque<Slot>,
+    /// Slots in `sent` that hold a packet.
+    recorded: usize,
     in_flight: u32,
     lost_remembered: usize,
     largest_acked: Option<u64>,
@@ -92,11 +115,42 @@ impl Recovery {
     }
 
     /// Records an ack-eliciting packet sent.
+    /// Packet numbers must increase from one call to the next (a number out of order
+    /// is not recorded).
     pub(crate) fn on_sent(&mut self, pn: u64, packet: SentPacket) {
+        if self.sent.back().is_some_and(|last| last.pn >= pn) {
+            // The ring's order is what the binary search relies on.
+            return;
+        }
         if packet.in_flight {
             self.in_flight += 1;
         }
-        self.sent.insert(pn, packet);
+        self.sent.push_back(Slot {
+            pn,
+            packet: Some(packet),
+        });
+        self.recorded += 1;
+    }
+
+    /// Takes the packet out of slot `i`, leaving it vacant.
+    fn take(&mut self, i: usize) -> Option<SentPacket> {
+        let packet = self.sent.get_mut(i)?.packet.take()?;
+        self.recorded -= 1;
+        Some(packet)
+    }
+
+    /// Lets go of vacant slots at the front, and sweeps out the others once they
+    /// outnumber the recorded packets.
+    fn trim(&mut self) {
+        while self.sent.front().is_some_and(|slot| slot.packet.is_none()) {
+            self.sent.pop_front();
+        }
+        if self.sent.len() > 2 * self.recorded + 16 {
+            self.sent.retain(|slot| slot.packet.is_some());
+        }
+        if self.sent.is_empty() && self.sent.capacity() > IDLE_SLOTS {
+            self.sent.shrink_to(IDLE_SLOTS);
+        }
     }
 
     /// Processes acknowledged `ranges` (highest first); `next_pn` is the first packet
@@ -123,9 +177,13 @@ impl Recovery {
             return acked;
         };
         for r in clipped {
-            // One lookup per packet rather than a list of them: no allocation.
-            while let Some(pn) = self.sent.range(r.clone()).next().map(|(&pn, _)| pn) {
-                if let Some(p) = self.sent.remove(&pn) {
+            let mut i = self.sent.partition_point(|slot| slot.pn < *r.start());
+            while let Some(slot) = self.sent.get(i) {
+                let pn = slot.pn;
+                if pn > *r.end() {
+                    break;
+                }
+                if let Some(p) = self.take(i) {
                     if p.in_flight {
                         self.in_flight = self.in_flight.saturating_sub(1);
                     } else {
@@ -136,8 +194,10 @@ impl Recovery {
                     }
                     acked.packets.push(p);
                 }
+                i += 1;
             }
         }
+        self.trim();
         if self.largest_acked.is_none_or(|l| l < largest) {
             self.largest_acked = Some(largest);
         }
@@ -156,10 +216,14 @@ impl Recovery {
         };
         let mut lost = Vec::new();
         let mut next_loss_time: Option<Instant> = None;
-        for (&pn, p) in self.sent.range_mut(..largest) {
-            if !p.in_flight {
-                continue;
+        for slot in self.sent.iter_mut() {
+            let pn = slot.pn;
+            if pn >= largest {
+                break;
             }
+            let Some(p) = slot.packet.as_mut().filter(|p| p.in_flight) else {
+                continue;
+            };
             let deadline = p.time + loss_delay;
             if largest - pn >= PACKET_THRESHOLD || deadline <= now {
                 p.in_flight = false;
@@ -176,7 +240,7 @@ impl Recovery {
     /// changed and what went to the old address will not arrive.
     pub(crate) fn declare_all_lost(&mut self) -> Vec<SentPacket> {
         let mut lost = Vec::new();
-        for p in self.sent.values_mut() {
+        for p in self.sent.iter_mut().filter_map(|slot| slot.packet.as_mut()) {
             if p.in_flight {
                 p.in_flight = false;
                 lost.push(p.clone());
@@ -191,27 +255,29 @@ impl Recovery {
             .in_flight
             .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
         self.lost_remembered += n;
-        while self.lost_remembered > MAX_REMEMBERED_LOST {
-            let oldest_lost = self
-                .sent
-                .iter()
-                .find(|(_, p)| !p.in_flight)
-                .map(|(&pn, _)| pn);
-            match oldest_lost {
-                Some(pn) => {
-                    self.sent.remove(&pn);
-                    self.lost_remembered -= 1;
-                }
-                None => {
-                    self.lost_remembered = 0;
-                }
-            }
+        if self.lost_remembered <= MAX_REMEMBERED_LOST {
+            return;
         }
+        // Forget the oldest lost packets, in one pass.
+        let mut i = 0;
+        while self.lost_remembered > MAX_REMEMBERED_LOST {
+            let Some(slot) = self.sent.get(i) else {
+                self.lost_remembered = 0;
+                break;
+            };
+            if slot.packet.as_ref().is_some_and(|p| !p.in_flight) {
+                self.take(i);
+                self.lost_remembered -= 1;
+            }
+            i += 1;
+        }
+        self.trim();
     }
 
     /// Forgets everything: the session is over.
     pub(crate) fn clear(&mut self) {
-        self.sent.clear();
+        self.sent = VecDeque::new();
+        self.recorded = 0;
         self.in_flight = 0;
         self.lost_remembered = 0;
     }
@@ -295,5 +361,36 @@ mod tests {
             r.declare_all_lost();
         }
         assert!(r.sent.len() <= MAX_REMEMBERED_LOST);
+    }
+
+    #[test]
+    fn acks_out_of_order_and_a_packet_never_acknowledged_keep_the_record_small() {
+        let t = Instant::now();
+        let mut r = Recovery::new();
+        r.on_sent(0, pkt(t, 0..1));
+        r.declare_all_lost();
+        // Packet 0 is remembered; everything after it is acknowledged, in pairs and
+        // out of order, with gaps in the numbering (packets that elicited nothing).
+        let mut acked = 0;
+        for k in 0..10_000u64 {
+            let pn = 1 + 3 * k;
+            r.on_sent(pn, pkt(t, 0..1));
+            r.on_sent(pn + 2, pkt(t, 0..1));
+            acked += r.on_ack(&[pn + 2..=pn + 2], pn + 3, t).packets.len();
+            acked += r.on_ack(&[pn..=pn], pn + 3, t).packets.len();
+            assert!(
+                r.sent.len() <= 2 * r.recorded + 16,
+                "{} slots",
+                r.sent.len()
+            );
+        }
+        assert_eq!(acked, 20_000);
+        assert_eq!(r.in_flight(), 0);
+        assert_eq!(
+            r.on_ack(&[0..=0], 30_001, t).packets.len(),
+            1,
+            "a late ack of 0"
+        );
+        assert!(r.sent.is_empty());
     }
 }

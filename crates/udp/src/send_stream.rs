@@ -6,11 +6,14 @@
 //! span several, with one mechanism: byte offsets, as in TCP and QUIC. Bytes stay buffered
 //! until acknowledged; lost ranges are queued and resent first, in new packets.
 //!
-//! The stream holds each line as the `Bytes` it was given, not a copy: a server fans
-//! one line out to every member of a room, and copying it into each member's buffer
-//! cost a copy per member and a buffer per member the size of its window, cold in the
-//! cache by the time it was sent. Held by reference, every member's datagrams are
-//! written from the one line.
+//! The stream's bytes, framed, are kept in one ring of bytes (`VecDeque<u8>`) from the
+//! lowest unacknowledged offset up: a line is copied in once, framed, when it is
+//! queued, and every datagram takes its chunk as one or two slices of the ring. An
+//! earlier version kept each line as the `Bytes` it was given (a server fans one line
+//! out to many sessions) and framed it while building each packet; per line that cost
+//! a slot of bookkeeping, a search and a framing step per chunk, and a reference-count
+//! drop when acknowledged, more than the copy it saved. TCP's connection copies its
+//! lines into one buffer the same way.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -47,28 +50,13 @@ impl std::error::Error for SendError {}
 /// The bytes of a line's length prefix.
 pub(crate) const LINE_PREFIX_LEN: usize = 2;
 
-/// One queued line: its length prefix starts at `start` in the stream, its bytes follow.
-#[derive(Debug)]
-struct QueuedLine {
-    start: u64,
-    bytes: Bytes,
-}
-
-impl QueuedLine {
-    /// Offset just past the line.
-    fn end(&self) -> u64 {
-        self.start + (LINE_PREFIX_LEN + self.bytes.len()) as u64
-    }
-}
-
 /// Send-side stream state.
 #[derive(Debug)]
 pub(crate) struct SendStream {
     /// Lowest unacknowledged offset.
     base: u64,
-    /// Every line that ends above `base`, in stream order: the first may be partly
-    /// acknowledged.
-    lines: VecDeque<QueuedLine>,
+    /// The framed bytes from `base` to `end`.
+    bytes: VecDeque<u8>,
     /// Offset just past everything queued.
     end: u64,
     /// First offset never sent.
@@ -85,7 +73,7 @@ impl SendStream {
     pub(crate) fn new(capacity: usize) -> SendStream {
         SendStream {
             base: 0,
-            lines: VecDeque::new(),
+            bytes: VecDeque::new(),
             end: 0,
             next_new: 0,
             acked: RangeSet::new(),
@@ -114,23 +102,82 @@ impl SendStream {
         self.capacity.saturating_sub(self.buffered())
     }
 
-    /// Frames and queues one line, keeping `line` itself (no copy). The bookkeeping
-    /// per line is a few words: with the 2-byte prefix counted against the capacity,
-    /// a stream holds at most `capacity / 2` lines.
+    /// Frames and queues one line: its length prefix and its bytes are copied into
+    /// the stream. On failure the line is handed back.
     pub(crate) fn push_line(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
-        if u16::try_from(line.len()).is_err() {
-            return Err((SendError::TooLong, line));
+        match self.push_line_slice(&line) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, line)),
         }
-        if self.buffered() + LINE_PREFIX_LEN + line.len() > self.capacity {
-            return Err((SendError::Full, line));
-        }
-        let queued = QueuedLine {
-            start: self.end,
-            bytes: line,
+    }
+
+    /// Frames and queues one line, copied from `line`.
+    pub(crate) fn push_line_slice(&mut self, line: &[u8]) -> Result<(), SendError> {
+        let Ok(len) = u16::try_from(line.len()) else {
+            return Err(SendError::TooLong);
         };
-        self.end = queued.end();
-        self.lines.push_back(queued);
+        if self.buffered() + LINE_PREFIX_LEN + line.len() > self.capacity {
+            return Err(SendError::Full);
+        }
+        // The prefix byte by byte: two stores, where a slice of two would be a call
+        // to copy it.
+        let [high, low] = len.to_be_bytes();
+        self.bytes.push_back(high);
+        self.bytes.push_back(low);
+        self.bytes.extend(line);
+        self.end += (LINE_PREFIX_LEN + line.len()) as u64;
         Ok(())
+    }
+
+    /// Frames and queues lines taken from the front of `lines` while they fit, each
+    /// without its line end (`line_body` gives the part to send); returns how many
+    /// were taken and their bytes as given. Lines longer than a prefix can say are
+    /// taken and dropped, as no frame can hold them.
+    ///
+    /// The framed lines are gathered in a small staging block and copied into the
+    /// ring a block at a time: a copy into the ring per line cost more in the ring's
+    /// bookkeeping than in the copy.
+    pub(crate) fn push_lines(
+        &mut self,
+        lines: &mut VecDeque<Bytes>,
+        line_body: impl Fn(&[u8]) -> &[u8],
+    ) -> (usize, usize) {
+        let mut stage = [0u8; STAGE_LEN];
+        let mut staged = 0;
+        let mut room = self.available();
+        let (mut taken, mut taken_bytes) = (0, 0);
+        while let Some(line) = lines.front() {
+            let body = line_body(line);
+            let Ok(len) = u16::try_from(body.len()) else {
+                taken += 1;
+                taken_bytes += line.len();
+                lines.pop_front();
+                continue;
+            };
+            let framed = LINE_PREFIX_LEN + body.len();
+            if framed > room {
+                break;
+            }
+            if staged + framed > STAGE_LEN {
+                self.bytes.extend(&stage[..staged]);
+                staged = 0;
+            }
+            if framed > STAGE_LEN {
+                self.bytes.extend(&len.to_be_bytes());
+                self.bytes.extend(body);
+            } else {
+                stage[staged..staged + LINE_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+                stage[staged + LINE_PREFIX_LEN..staged + framed].copy_from_slice(body);
+                staged += framed;
+            }
+            self.end += framed as u64;
+            room -= framed;
+            taken += 1;
+            taken_bytes += line.len();
+            lines.pop_front();
+        }
+        self.bytes.extend(&stage[..staged]);
+        (taken, taken_bytes)
     }
 
     /// True if there is something to send that flow control (`limit`) allows.
@@ -197,41 +244,24 @@ impl SendStream {
     }
 
     /// Appends the buffered bytes of `r` (as returned by [`SendStream::next_chunk`]) to
-    /// `out`, straight from the lines into the packet being built.
+    /// `out`, straight from the ring into the packet being built.
     pub(crate) fn write_range(&self, r: Range<u64>, out: &mut Vec<u8>) {
-        let mut at = r.start.max(self.base);
+        let at = r.start.max(self.base);
         let stop = r.end.min(self.end);
         if at >= stop {
             return;
         }
-        out.reserve(usize::try_from(stop - at).unwrap_or(0));
-        // The first line that ends above `at`.
-        let mut i = self.lines.partition_point(|line| line.end() <= at);
-        while at < stop {
-            let Some(line) = self.lines.get(i) else {
-                return;
-            };
-            let line_end = line.end();
-            // Offsets within the line's framing: its prefix, then its bytes.
-            let from = (at - line.start) as usize;
-            let to = (stop.min(line_end) - line.start) as usize;
-            if from < LINE_PREFIX_LEN {
-                // The length fits a u16: `push_line` checked.
-                let prefix = (line.bytes.len() as u16).to_be_bytes();
-                if from == 0 && to >= LINE_PREFIX_LEN {
-                    // The usual case, a whole prefix: a copy of known size.
-                    out.extend_from_slice(&prefix);
-                } else {
-                    out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
-                }
-            }
-            if to > LINE_PREFIX_LEN {
-                out.extend_from_slice(
-                    &line.bytes[from.max(LINE_PREFIX_LEN) - LINE_PREFIX_LEN..to - LINE_PREFIX_LEN],
-                );
-            }
-            at = stop.min(line_end);
-            i += 1;
+        // Both below `end - base`, which is at most the capacity, a `usize`.
+        let from = (at - self.base) as usize;
+        let to = (stop - self.base) as usize;
+        let (front, back) = self.bytes.as_slices();
+        if to <= front.len() {
+            out.extend_from_slice(&front[from..to]);
+        } else if from >= front.len() {
+            out.extend_from_slice(&back[from - front.len()..to - front.len()]);
+        } else {
+            out.extend_from_slice(&front[from..]);
+            out.extend_from_slice(&back[..to - front.len()]);
         }
     }
 
@@ -254,16 +284,31 @@ impl SendStream {
         if offset <= self.base {
             return;
         }
+        // Below `end`, so the difference is at most the capacity.
+        let freed = (offset - self.base) as usize;
         self.base = offset;
-        while self.lines.front().is_some_and(|line| line.end() <= offset) {
-            self.lines.pop_front();
-        }
-        if self.lines.is_empty() && self.lines.capacity() > IDLE_LINES {
-            // A burst is over: its bookkeeping need not stay.
-            self.lines.shrink_to(IDLE_LINES);
-        }
+        self.bytes.drain(..freed);
+        // An emptied stream keeps its ring's memory: a busy session's next burst comes
+        // soon, and growing it again from nothing cost a reallocation and a copy per
+        // doubling, in fresh pages, every burst. `release_idle` gives it back once the
+        // session has gone quiet.
         self.acked.remove_below(self.base);
         self.lost.remove_below(self.base);
+    }
+
+    /// Gives back the memory of an empty stream's ring beyond what a few lines need:
+    /// called when the session's timers find it quiet, so that an idle session does
+    /// not hold the ring of its largest burst.
+    pub(crate) fn release_idle(&mut self) {
+        if self.bytes.is_empty() && self.bytes.capacity() > IDLE_BYTES {
+            self.bytes.shrink_to(IDLE_BYTES);
+        }
+    }
+
+    /// Bytes the ring holds room for, used or not.
+    #[cfg(test)]
+    fn ring_capacity(&self) -> usize {
+        self.bytes.capacity()
     }
 
     /// `r` was sent in a packet now declared lost: queue what of it is unacknowledged.
@@ -278,15 +323,19 @@ impl SendStream {
     pub(crate) fn clear(&mut self) {
         self.base = self.end;
         self.next_new = self.base;
-        self.lines = VecDeque::new();
+        self.bytes = VecDeque::new();
         self.acked = RangeSet::new();
         self.lost = RangeSet::new();
     }
 }
 
-/// Lines' worth of bookkeeping an emptied stream keeps for the next lines; beyond
-/// this, it gives its memory back.
-const IDLE_LINES: usize = 64;
+/// Bytes of framed lines [`SendStream::push_lines`] gathers before copying them
+/// into the ring: on the stack, and many chat lines.
+const STAGE_LEN: usize = 2048;
+
+/// Bytes of ring an emptied stream keeps for the next lines; beyond this, it gives
+/// its memory back when the session is quiet.
+const IDLE_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -402,6 +451,60 @@ mod tests {
         assert!(s.blocked_by_flow_control(50));
         s.on_lost(0..50);
         assert!(s.next_chunk(1000, 50).is_some());
+    }
+
+    #[test]
+    fn an_emptied_stream_keeps_its_ring_until_released() {
+        let mut s = SendStream::new(1_000_000);
+        for _ in 0..10_000 {
+            push(&mut s, b"x").unwrap();
+        }
+        while s.next_chunk(1000, u64::MAX).is_some() {}
+        s.ack_below(s.end());
+        assert!(s.all_acked());
+        let burst = s.ring_capacity();
+        assert!(burst >= 30_000);
+        s.release_idle();
+        assert!(s.ring_capacity() < burst);
+    }
+
+    #[test]
+    fn lines_taken_in_bulk_are_framed_as_one_at_a_time_and_stop_when_full() {
+        let lens = [0usize, 1, 70, 3000, 5, 2100, 40, 1];
+        let given: VecDeque<Bytes> = lens
+            .iter()
+            .map(|&len| {
+                let mut line: Vec<u8> = (0..len).map(|i| (i % 200) as u8 + 1).collect();
+                line.extend_from_slice(b"\r\n");
+                Bytes::from(line)
+            })
+            .collect();
+        fn body(line: &[u8]) -> &[u8] {
+            &line[..line.len() - 2]
+        }
+        let mut one_by_one = SendStream::new(100_000);
+        for line in &given {
+            push(&mut one_by_one, body(line)).unwrap();
+        }
+        let mut bulk = SendStream::new(100_000);
+        let mut lines = given.clone();
+        let (n, bytes) = bulk.push_lines(&mut lines, body);
+        assert_eq!(n, lens.len());
+        assert_eq!(bytes, given.iter().map(Bytes::len).sum::<usize>());
+        assert!(lines.is_empty());
+        assert_eq!(bulk.end(), one_by_one.end());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        bulk.write_range(0..bulk.end(), &mut a);
+        one_by_one.write_range(0..one_by_one.end(), &mut b);
+        assert_eq!(a, b);
+
+        // Room for the first three lines only: the rest stay, in order.
+        let mut small = SendStream::new(2 + 2 + 1 + 2 + 70 + 10);
+        let mut lines = given.clone();
+        let (n, _) = small.push_lines(&mut lines, body);
+        assert_eq!(n, 3);
+        assert_eq!(lines.len(), lens.len() - 3);
+        assert_eq!(lines.front(), given.get(3));
     }
 
     #[test]

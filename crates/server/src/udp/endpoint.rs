@@ -151,7 +151,15 @@ impl UdpEndpoint {
             spare: Spare::default(),
             listener: Listener::new(cookies.clone()),
             plain: PlainMode::new(cookies, server_name),
-            session_config: Config::default(),
+            session_config: Config {
+                // A full congestion window in flight (64 datagrams of at most 1200
+                // bytes) and more than half a window queued behind it: lines beyond
+                // that wait in the hub's queue, whose budget counts them, rather
+                // than in a session's buffer, which would only grow (a copy per
+                // doubling, in fresh pages) to hold lines it cannot send yet.
+                send_buffer: 128 * 1024,
+                ..Config::default()
+            },
             events: acceptor.context.events.clone(),
             acceptor,
             conns: HashMap::default(),

@@ -70,21 +70,13 @@ impl ReliableConn {
                     break;
                 }
             }
-            let Some(line) = self.waiting.front() else {
-                break;
-            };
-            let len = line.len();
-            if !self.session.has_room_for(line_body_len(line)) {
+            // The session takes what fits, without the hub's line ends (reliable
+            // mode frames lines by length); the rest waits for the client's acks.
+            let (_, taken) = self.session.send_lines(&mut self.waiting);
+            written += taken;
+            if !self.waiting.is_empty() {
                 break;
             }
-            let Some(line) = self.waiting.pop_front() else {
-                break;
-            };
-            // The session keeps the line itself, shared with every other member of
-            // the room it went to. It has room (checked above); closing or closed
-            // (the client left), or a line no frame can hold, nobody will read it.
-            let _ = self.session.send_line_bytes(strip_line_end(line));
-            written += len;
         }
         if written > 0 {
             outgoing.written(written);
@@ -123,29 +115,5 @@ pub(crate) fn quit_reason(reason: CloseReason) -> String {
         CloseReason::IdleTimeout => "Connection timed out".into(),
         CloseReason::HandshakeTimeout => "Handshake timed out".into(),
         CloseReason::Reset => "Connection reset".into(),
-    }
-}
-
-/// The hub's lines end in CR LF; reliable mode frames lines by length instead.
-fn strip_line_end(mut line: Bytes) -> Bytes {
-    line.truncate(line_body_len(&line));
-    line
-}
-
-/// The length of `line` without its line end.
-fn line_body_len(line: &[u8]) -> usize {
-    let body = line.strip_suffix(b"\n").unwrap_or(line);
-    body.strip_suffix(b"\r").unwrap_or(body).len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_ends_are_stripped_for_the_length_framing() {
-        for line in ["PING :x\r\n", "PING :x\n", "PING :x"] {
-            assert_eq!(strip_line_end(Bytes::from(line)), "PING :x");
-        }
     }
 }
