@@ -102,6 +102,18 @@ impl Hub {
             sender_account.as_deref(),
             &msg.tags,
         );
+        // What history keeps of it, but the conversation, which depends on the target.
+        let client_tags = client_tags_wire(msg);
+        let stored = MessageParts {
+            msgid: &msgid,
+            target: "",
+            command,
+            source: &source,
+            account: sender_account.as_deref(),
+            recipient: target,
+            text,
+            client_tags: &client_tags,
+        };
         if room.starts_with('#') {
             let folded = self.folded(room);
             let Some(channel) = self.channels.get(&*folded) else {
@@ -153,18 +165,11 @@ impl Hub {
             }
             // The room's history keeps what everyone in it saw.
             if status.is_none() && !is_tagmsg {
-                let client_tags = client_tags_wire(msg);
                 let mut message = StoredMessage::new(
                     seq,
                     MessageParts {
-                        msgid: &msgid,
                         target: &folded,
-                        command,
-                        source: &source,
-                        account: sender_account.as_deref(),
-                        recipient: target,
-                        text,
-                        client_tags: &client_tags,
+                        ..stored
                     },
                 );
                 message.members_only = members_only;
@@ -247,18 +252,11 @@ impl Hub {
                 (Some(a), true) => vec![a],
                 _ => Vec::new(),
             };
-            let client_tags = client_tags_wire(msg);
             let message = StoredMessage::new(
                 seq,
                 MessageParts {
-                    msgid: &msgid,
                     target: &conversation,
-                    command,
-                    source: &source,
-                    account: sender_account.as_deref(),
-                    recipient: target,
-                    text,
-                    client_tags: &client_tags,
+                    ..stored
                 },
             );
             self.keep(message, offline_for);

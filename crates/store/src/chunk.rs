@@ -389,19 +389,7 @@ mod tests {
     use super::*;
 
     fn message(seq: Seq, text: &str) -> StoredMessage {
-        StoredMessage::new(
-            seq,
-            MessageParts {
-                msgid: &seq.msgid(),
-                target: "#r",
-                command: "PRIVMSG",
-                source: "a!b@c",
-                account: None,
-                recipient: "#r",
-                text,
-                client_tags: "",
-            },
-        )
+        StoredMessage::example(seq, "#r", text)
     }
 
     fn chunk_of(messages: &[StoredMessage]) -> (ChunkColumns, Vec<u8>) {

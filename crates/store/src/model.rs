@@ -242,6 +242,26 @@ impl StoredMessage {
     }
 }
 
+#[cfg(test)]
+impl StoredMessage {
+    /// A PRIVMSG from `a!b@c` in `room`, with the msgid its number gives: for tests.
+    pub(crate) fn example(seq: Seq, room: &str, text: &str) -> StoredMessage {
+        StoredMessage::new(
+            seq,
+            MessageParts {
+                msgid: &seq.msgid(),
+                target: room,
+                command: "PRIVMSG",
+                source: "a!b@c",
+                account: None,
+                recipient: room,
+                text,
+                client_tags: "",
+            },
+        )
+    }
+}
+
 impl std::fmt::Debug for StoredMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredMessage")

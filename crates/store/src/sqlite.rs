@@ -1158,19 +1158,7 @@ mod tests {
     #[test]
     fn a_text_holding_a_line_feed_reads_back_whole() {
         let seq = Seq::at(5);
-        let m = StoredMessage::new(
-            seq,
-            MessageParts {
-                msgid: &seq.msgid(),
-                target: "#r",
-                command: "PRIVMSG",
-                source: "a!b@c",
-                account: None,
-                recipient: "#r",
-                text: "one\ntwo",
-                client_tags: "",
-            },
-        );
+        let m = StoredMessage::example(seq, "#r", "one\ntwo");
         let mut store = SqliteStore::in_memory().unwrap();
         store
             .write(&[Write::Message {
@@ -1187,19 +1175,7 @@ mod tests {
 
     fn room_message(seq: Seq, text: &str) -> Write {
         Write::Message {
-            message: StoredMessage::new(
-                seq,
-                MessageParts {
-                    msgid: &seq.msgid(),
-                    target: "#room",
-                    command: "PRIVMSG",
-                    source: "a!b@c",
-                    account: None,
-                    recipient: "#room",
-                    text,
-                    client_tags: "",
-                },
-            ),
+            message: StoredMessage::example(seq, "#room", text),
             offline_for: Vec::new(),
         }
     }
