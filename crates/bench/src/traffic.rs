@@ -132,14 +132,8 @@ pub async fn run(client: Client, shared: Arc<Shared>, deadline: Instant) -> Outc
         Link::Tcp { stream, scanner } => {
             let (mut rd, wr) = stream.into_split();
             let wr = Arc::new(Mutex::new(wr));
-            let writer = sending.map(|s| {
-                let (wr, shared) = (wr.clone(), shared.clone());
-                tokio::spawn(async move {
-                    tokio::time::timeout_at(deadline, send_tcp(&wr, &s, &shared))
-                        .await
-                        .unwrap_or_else(|_| (0, Some("sending timed out".into())))
-                })
-            });
+            let writer =
+                sending.map(|s| spawn_sender(Sink::Tcp(wr.clone()), s, shared.clone(), deadline));
             let mut scanner = scanner;
             let mut out = Outcome::nothing_yet();
             let mut pongs = Vec::new();
@@ -174,17 +168,7 @@ pub async fn run(client: Client, shared: Arc<Shared>, deadline: Instant) -> Outc
                     }
                 }
             }
-            if let Some(writer) = writer {
-                match writer.await {
-                    Ok((sent, error)) => {
-                        out.sent = sent;
-                        if out.error.is_none() {
-                            out.error = error;
-                        }
-                    }
-                    Err(e) => out.error = Some(format!("sender failed: {e}")),
-                }
-            }
+            join_sender(writer, &mut out).await;
             out.keep = Some(Box::new((rd, wr)));
             out
         }
@@ -212,12 +196,59 @@ fn on_line(line: Line<'_>, shared: &Shared, n: &mut u64, out: &mut Outcome, pong
     }
 }
 
-/// Sends all of `s` over TCP; returns how many were sent, and why it stopped early.
-async fn send_tcp(
-    wr: &Mutex<OwnedWriteHalf>,
-    s: &Sending,
-    shared: &Shared,
-) -> (u64, Option<String>) {
+/// Where a sender writes: the write half of a TCP stream (shared with the reader, which
+/// answers PINGs), or a second handle into a reliable UDP session.
+enum Sink {
+    Tcp(Arc<Mutex<OwnedWriteHalf>>),
+    Udp(natter_client::LineSender),
+}
+
+impl Sink {
+    async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Tcp(wr) => wr.lock().await.write_all(buf).await,
+            Sink::Udp(lines) => lines.send_raw(buf).await,
+        }
+    }
+}
+
+/// Sends all of `s` on a task of its own, so that the client's reader keeps reading
+/// while the sender waits for room: a client that stops reading while it pipelines makes
+/// the server hold its lines back, and over reliable UDP then its input too.
+fn spawn_sender(
+    mut sink: Sink,
+    s: Sending,
+    shared: Arc<Shared>,
+    deadline: Instant,
+) -> tokio::task::JoinHandle<(u64, Option<String>)> {
+    tokio::spawn(async move {
+        tokio::time::timeout_at(deadline, send_lines(&mut sink, &s, &shared))
+            .await
+            .unwrap_or_else(|_| (0, Some("sending timed out".into())))
+    })
+}
+
+/// Waits for the sender, if the client had one, and records what it sent.
+async fn join_sender(
+    writer: Option<tokio::task::JoinHandle<(u64, Option<String>)>>,
+    out: &mut Outcome,
+) {
+    let Some(writer) = writer else {
+        return;
+    };
+    match writer.await {
+        Ok((sent, error)) => {
+            out.sent = sent;
+            if out.error.is_none() {
+                out.error = error;
+            }
+        }
+        Err(e) => out.error = Some(format!("sender failed: {e}")),
+    }
+}
+
+/// Sends all of `s`; returns how many were sent, and why it stopped early.
+async fn send_lines(sink: &mut Sink, s: &Sending, shared: &Shared) -> (u64, Option<String>) {
     let mut sent = 0u64;
     if let Some(every) = s.every {
         let mut tick = tokio::time::interval(every);
@@ -226,7 +257,7 @@ async fn send_tcp(
         for _ in 0..s.count {
             tick.tick().await;
             write_stamp(&mut buf[at..at + STAMP_LEN], shared.now_ns());
-            if let Err(e) = wr.lock().await.write_all(&buf).await {
+            if let Err(e) = sink.write(&buf).await {
                 return (sent, Some(format!("send failed: {e}")));
             }
             sent += 1;
@@ -246,7 +277,7 @@ async fn send_tcp(
             (&mut tail, left)
         };
         write_stamp(&mut buf[at..at + STAMP_LEN], shared.now_ns());
-        if let Err(e) = wr.lock().await.write_all(buf).await {
+        if let Err(e) = sink.write(buf).await {
             return (sent, Some(format!("send failed: {e}")));
         }
         left -= n;
@@ -256,8 +287,8 @@ async fn send_tcp(
     (sent, None)
 }
 
-/// The same over natter's reliable UDP: one task reads and sends, taking what has
-/// arrived before each chunk so that the server never waits on a full receive window.
+/// The same over natter's reliable UDP: the sender writes through a second handle into
+/// the session while this task reads.
 async fn run_udp(
     mut conn: natter_client::Connection,
     sending: Option<Sending>,
@@ -266,34 +297,21 @@ async fn run_udp(
     deadline: Instant,
 ) -> Outcome {
     let mut out = Outcome::nothing_yet();
-    let (count, chunk, every) = match &sending {
-        Some(s) => (s.count, s.chunk.clamp(1, s.count.max(1)), s.every),
-        None => (0, 1, None),
+    let writer = match sending {
+        Some(s) => match conn.line_sender() {
+            Some(lines) => Some(spawn_sender(Sink::Udp(lines), s, shared.clone(), deadline)),
+            None => {
+                out.error = Some("the UDP session closed before sending".into());
+                None
+            }
+        },
+        None => None,
     };
-    let (mut full, at) = match &sending {
-        Some(s) if every.is_some() => build_chunk(&s.target, s.size, 1),
-        Some(s) => build_chunk(&s.target, s.size, chunk),
-        None => (Vec::new(), 0),
-    };
-    let (mut tail, _) = match &sending {
-        Some(s) => build_chunk(&s.target, s.size, (count % chunk).max(1)),
-        None => (Vec::new(), 0),
-    };
-    let mut tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut left = count;
     let mut pongs = Vec::new();
     let stop = tokio::time::sleep_until(deadline);
     tokio::pin!(stop);
-    loop {
-        if out.received >= expect && out.done_at.is_none() {
-            out.done_at = Some(Instant::now());
-        }
-        if out.done_at.is_some() && left == 0 {
-            break;
-        }
+    while out.received < expect {
         tokio::select! {
-            biased;
             line = conn.recv_raw() => match line {
                 Ok(Some(line)) => {
                     // This line and every one that arrived with it: one wake for the
@@ -319,30 +337,13 @@ async fn run_udp(
                     break;
                 }
             },
-            _ = tick.tick(), if left > 0 && every.is_some() => {
-                write_stamp(&mut full[at..at + STAMP_LEN], shared.now_ns());
-                if let Err(e) = conn.send_raw(&full).await {
-                    out.error = Some(format!("send failed: {e}"));
-                    break;
-                }
-                left -= 1;
-                out.sent += 1;
-                shared.sent.fetch_add(1, Ordering::Relaxed);
-            },
-            _ = std::future::ready(()), if left > 0 && every.is_none() => {
-                let (buf, n) = if left >= chunk { (&mut full, chunk) } else { (&mut tail, left) };
-                write_stamp(&mut buf[at..at + STAMP_LEN], shared.now_ns());
-                if let Err(e) = conn.send_raw(buf).await {
-                    out.error = Some(format!("send failed: {e}"));
-                    break;
-                }
-                left -= n;
-                out.sent += n as u64;
-                shared.sent.fetch_add(n as u64, Ordering::Relaxed);
-            },
             () = &mut stop => break,
         }
     }
+    if out.received >= expect {
+        out.done_at = Some(Instant::now());
+    }
+    join_sender(writer, &mut out).await;
     out.keep = Some(Box::new(conn));
     out
 }

@@ -144,3 +144,21 @@ async fn fanout_over_reliable_udp_completes() {
     assert!(r.complete, "{}", r.table());
     assert_eq!(figure(&r, "delivered"), (2 * 100 * 3) as f64);
 }
+
+/// A sender that pipelines over reliable UDP keeps reading what the room sends it. If
+/// it stopped reading while it waited for room to send, the server would hold the
+/// lines it has not read, stop taking anyone's lines while it is behind, and, once its
+/// queue was full, drop it with "SendQ exceeded": the run would never complete. Each
+/// sender here sends more than its session buffers, and each member receives more than
+/// its queue holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_senders_keep_reading_while_they_pipeline() {
+    let s = server().await;
+    let r = bench(
+        format!("udp://{}", s.udp_addr()),
+        &["--members", "8", "--senders", "8", "--messages", "20000"],
+    )
+    .await;
+    assert!(r.complete, "{}", r.table());
+    assert_eq!(figure(&r, "delivered"), (8 * 20000 * 7) as f64);
+}

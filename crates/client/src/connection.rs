@@ -113,6 +113,16 @@ impl Connection {
         sent.map_err(|e| ClientError::io(format!("cannot send to {target}"), e))
     }
 
+    /// Over `udp://`, a handle that sends lines from another task while this one
+    /// keeps reading; `None` over other transports (split their streams instead) and
+    /// once the connection is closing.
+    pub fn line_sender(&self) -> Option<crate::LineSender> {
+        match &self.transport {
+            Transport::Udp(udp) => udp.line_sender(),
+            Transport::Stream { .. } => None,
+        }
+    }
+
     /// The next line from the server, as raw bytes; `None` once the server closed.
     pub async fn recv_raw(&mut self) -> Result<Option<Bytes>, ClientError> {
         let (reader, framer) = match &mut self.transport {

@@ -190,24 +190,16 @@ impl UdpTransport {
     /// skipped, since the reliable mode frames lines itself); a partial last line waits
     /// for the rest. Waits while the session's send buffer is full.
     pub(crate) async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.framer.extend(bytes);
-        while let Some(framed) = self.framer.next_line() {
-            let FramedLine::Line(line) = framed else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "a line longer than 65535 bytes cannot be sent over UDP",
-                ));
-            };
-            let closed = || {
-                io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "the UDP session is closed: reconnect to send more",
-                )
-            };
-            let sender = self.outgoing.as_ref().ok_or_else(closed)?;
-            sender.send(line).await.map_err(|_| closed())?;
-        }
-        Ok(())
+        queue_lines(&mut self.framer, self.outgoing.as_ref(), bytes).await
+    }
+
+    /// A second way into the session's send buffer, for another task; `None` once the
+    /// connection asked to close.
+    pub(crate) fn line_sender(&self) -> Option<LineSender> {
+        Some(LineSender {
+            outgoing: self.outgoing.clone()?,
+            framer: LineFramer::new(MAX_LINE),
+        })
     }
 
     /// The next line from the server; `Ok(None)` once the session ended in order.
@@ -320,6 +312,53 @@ fn random_nonce() -> u64 {
     hasher.write_u32(std::process::id());
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     hasher.finish()
+}
+
+/// Sends lines into a reliable UDP session from a task other than the one reading it
+/// (see [`Connection::line_sender`](crate::Connection::line_sender)): a client that
+/// pipelines many lines must keep reading while it waits for room to send, or the
+/// server, holding the lines the client has not read, stops reading its lines too.
+/// The session closes only once every sender is dropped and the connection asked to.
+pub struct LineSender {
+    outgoing: mpsc::Sender<Bytes>,
+    framer: LineFramer,
+}
+
+impl LineSender {
+    /// Queues the complete lines in `bytes`, as [`Connection::send_raw`] does; waits
+    /// while the session's send buffer is full.
+    ///
+    /// [`Connection::send_raw`]: crate::Connection::send_raw
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        queue_lines(&mut self.framer, Some(&self.outgoing), bytes).await
+    }
+}
+
+/// Cuts `bytes` into lines with `framer` and queues each complete one on `outgoing`,
+/// waiting while the channel is full.
+async fn queue_lines(
+    framer: &mut LineFramer,
+    outgoing: Option<&mpsc::Sender<Bytes>>,
+    bytes: &[u8],
+) -> io::Result<()> {
+    framer.extend(bytes);
+    while let Some(framed) = framer.next_line() {
+        let FramedLine::Line(line) = framed else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a line longer than 65535 bytes cannot be sent over UDP",
+            ));
+        };
+        let closed = || {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the UDP session is closed: reconnect to send more",
+            )
+        };
+        let sender = outgoing.ok_or_else(closed)?;
+        sender.send(line).await.map_err(|_| closed())?;
+    }
+    Ok(())
 }
 
 /// The background task: one socket, one session, two channels.

@@ -847,6 +847,18 @@ impl UdpEndpoint {
                 if let Some(session_id) = r.session.session_id() {
                     self.by_session.remove(&session_id);
                 }
+                let s = r.session.stats();
+                tracing::debug!(
+                    client = id.0,
+                    datagrams_sent = s.datagrams_sent,
+                    datagrams_received = s.datagrams_received,
+                    packets_lost = s.packets_lost,
+                    bytes_retransmitted = s.bytes_retransmitted,
+                    rto_expirations = s.rto_expirations,
+                    reneges = s.reneges,
+                    duplicates = s.duplicates,
+                    "reliable UDP session's counters"
+                );
             }
         }
         if !conn.hub_gone {
