@@ -7,7 +7,7 @@ use natter_hub::{ClientId, Effect, Hub, Map, Now, Outbox};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::event::Event;
-use crate::send_queue::SendQueue;
+use crate::send_queue::{SendQueue, StagingBuffers};
 use crate::store_worker::StoreRequest;
 
 /// Events taken per wakeup: under load the task handles many events per trip
@@ -22,7 +22,10 @@ pub(crate) struct HubTask {
     /// Looked up once per line delivered: hashed with the hub's fast hasher.
     queues: Map<ClientId, SendQueue>,
     out: Outbox,
-    /// Clients whose queue overflowed while the outbox was being carried out.
+    /// Clients with lines staged in this batch of events, to flush at its end.
+    staged: Vec<ClientId>,
+    staging: StagingBuffers,
+    /// Clients whose queue overflowed when flushed.
     overflowed: Vec<ClientId>,
     /// For password checks to report back.
     events: mpsc::Sender<Event>,
@@ -49,6 +52,8 @@ impl HubTask {
             hub,
             queues: Map::default(),
             out: Outbox::new(),
+            staged: Vec::new(),
+            staging: StagingBuffers::default(),
             overflowed: Vec::new(),
             events,
             password_slots: Arc::new(Semaphore::new(parallel)),
@@ -69,6 +74,7 @@ impl HubTask {
                     return;
                 }
             }
+            self.flush_queues(now);
             // One message and one wake for the store thread per batch of events, so
             // that it commits the writes of many messages in one transaction.
             self.send_store_jobs();
@@ -98,7 +104,7 @@ impl HubTask {
             Event::BadLine(id, error) => self.hub.bad_line(id, error, now, &mut self.out),
             Event::Disconnected(id, reason) => {
                 self.hub.disconnect(id, &reason, now, &mut self.out);
-                self.carry_out(now);
+                self.carry_out();
                 // Dropping the queue ends the writer once it has sent what is queued.
                 self.queues.remove(&id);
                 return true;
@@ -119,12 +125,12 @@ impl HubTask {
             Event::Tick => self.hub.tick(now, &mut self.out),
             Event::Shutdown => {
                 self.hub.shutdown(now, &mut self.out);
-                self.carry_out(now);
+                self.carry_out();
                 self.queues.clear();
                 return false;
             }
         }
-        self.carry_out(now);
+        self.carry_out();
         true
     }
 
@@ -142,48 +148,61 @@ impl HubTask {
         }
     }
 
-    /// Delivers the outbox's lines, then carries out its effects. A client whose queue
-    /// overflows is dropped at once, and the hub is told, which may deliver more lines
-    /// (its QUIT to the rooms it was in): hence the loop.
-    fn carry_out(&mut self, now: Now) {
-        loop {
-            for (id, line) in self.out.deliveries.drain(..) {
-                let Some(queue) = self.queues.get(&id) else {
+    /// Stages the outbox's lines in their clients' queues (handed over at the end of
+    /// the batch of events, see [`HubTask::flush_queues`]), then carries out its
+    /// effects.
+    fn carry_out(&mut self) {
+        for (id, line) in self.out.deliveries.drain(..) {
+            let Some(queue) = self.queues.get_mut(&id) else {
+                continue;
+            };
+            if queue.stage(line, &mut self.staging) {
+                self.staged.push(id);
+            }
+        }
+        for effect in self.out.effects.drain(..) {
+            match effect {
+                Effect::Close { client } => {
+                    // Dropping the queue hands over its staged lines first.
+                    self.queues.remove(&client);
+                }
+                Effect::VerifyPassword {
+                    client: _,
+                    ticket,
+                    password,
+                    hash,
+                } => verify_password(&self.events, &self.password_slots, ticket, password, hash),
+                Effect::HashPassword { ticket, password } => {
+                    hash_password(&self.events, &self.password_slots, ticket, password)
+                }
+                Effect::Store { ticket, job } => {
+                    self.store_jobs.push(StoreRequest { ticket, job });
+                }
+            }
+        }
+    }
+
+    /// Hands every staged line to its queue. A client whose queue overflows is dropped
+    /// at once, and the hub is told, which may deliver more lines (its QUIT to the
+    /// rooms it was in): hence the loop.
+    fn flush_queues(&mut self, now: Now) {
+        while !self.staged.is_empty() {
+            let mut staged = std::mem::take(&mut self.staged);
+            for id in staged.drain(..) {
+                let Some(queue) = self.queues.get_mut(&id) else {
                     continue;
                 };
-                if queue.push(line).is_err() {
+                if queue.flush(&mut self.staging).is_err() {
                     queue.kill();
                     self.queues.remove(&id);
                     self.overflowed.push(id);
                 }
             }
-            for effect in self.out.effects.drain(..) {
-                match effect {
-                    Effect::Close { client } => {
-                        self.queues.remove(&client);
-                    }
-                    Effect::VerifyPassword {
-                        client: _,
-                        ticket,
-                        password,
-                        hash,
-                    } => {
-                        verify_password(&self.events, &self.password_slots, ticket, password, hash)
-                    }
-                    Effect::HashPassword { ticket, password } => {
-                        hash_password(&self.events, &self.password_slots, ticket, password)
-                    }
-                    Effect::Store { ticket, job } => {
-                        self.store_jobs.push(StoreRequest { ticket, job });
-                    }
-                }
-            }
-            if self.overflowed.is_empty() {
-                return;
-            }
+            self.staged = staged;
             for id in std::mem::take(&mut self.overflowed) {
                 tracing::info!(client = id.0, "dropping client: {SENDQ_EXCEEDED}");
                 self.hub.disconnect(id, SENDQ_EXCEEDED, now, &mut self.out);
+                self.carry_out();
             }
         }
     }

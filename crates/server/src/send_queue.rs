@@ -91,11 +91,41 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     shared: Arc<Shared>,
+    /// Lines delivered while the hub task handles a batch of events, handed to the
+    /// queue together by [`SendQueue::flush`] at the end of the batch: one lock and at
+    /// most one wake per client per batch. A lock per line cost a fan-out to a room of
+    /// a hundred more than routing the line did (the lock's atomic instructions wait
+    /// for every store before them, and each store lands in another client's queue).
+    staged: Vec<Bytes>,
     /// Set for a queue drained by the UDP task rather than by a connection task of its
     /// own (boxed: a TCP client, the common case, then pays one pointer for it).
     /// Declared last so that it drops last: its final wake comes after the queue has
     /// closed, so the woken task sees the end of the queue.
     waker: Option<Box<QueueWaker>>,
+}
+
+/// Empty staging buffers, lent to the queues that receive lines during a batch of
+/// events and given back when they are flushed: a busy room's members stage lines
+/// every batch without allocating, and an idle client holds no buffer.
+#[derive(Debug, Default)]
+pub(crate) struct StagingBuffers(Vec<Vec<Bytes>>);
+
+/// Most buffers kept, and the largest kept (in lines): bounds what a past burst
+/// leaves behind.
+const SPARE_BUFFERS: usize = 4096;
+const SPARE_LINES: usize = 1024;
+
+impl StagingBuffers {
+    fn take(&mut self) -> Vec<Bytes> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, buffer: Vec<Bytes>) {
+        if buffer.capacity() > 0 && buffer.capacity() <= SPARE_LINES && self.0.len() < SPARE_BUFFERS
+        {
+            self.0.push(buffer);
+        }
+    }
 }
 
 /// Tells the UDP task that a queue it drains needs attention (a line, a kill, or the
@@ -202,6 +232,7 @@ pub(crate) fn send_queue_with_waker(
     (
         SendQueue {
             shared: Arc::clone(&shared),
+            staged: Vec::new(),
             waker: waker.map(Box::new),
         },
         Outgoing {
@@ -215,19 +246,53 @@ impl SendQueue {
     /// Queues a line without waiting: the hub task never waits on one slow client.
     /// A line for a connection that has already ended is dropped quietly: the
     /// connection reports its own end.
+    #[cfg(test)]
     pub(crate) fn push(&self, line: Bytes) -> Result<(), Overflow> {
         let len = line.len();
+        self.hand_over(len, |lines| lines.push_back(line))
+    }
+
+    /// Keeps `line` for the next [`SendQueue::flush`]. True for the first line staged
+    /// since the last flush: the caller then has this queue to flush.
+    pub(crate) fn stage(&mut self, line: Bytes, spare: &mut StagingBuffers) -> bool {
+        let first = self.staged.is_empty();
+        if first && self.staged.capacity() == 0 {
+            self.staged = spare.take();
+        }
+        self.staged.push(line);
+        first
+    }
+
+    /// Queues every staged line without waiting, under one lock. Over the budget, none
+    /// is queued: the caller drops the client (SendQ exceeded). Lines for a connection
+    /// that has already ended are dropped quietly.
+    pub(crate) fn flush(&mut self, spare: &mut StagingBuffers) -> Result<(), Overflow> {
+        let mut staged = std::mem::take(&mut self.staged);
+        let bytes = staged.iter().map(Bytes::len).sum();
+        let handed = self.hand_over(bytes, |lines| lines.extend(staged.drain(..)));
+        staged.clear();
+        spare.give(staged);
+        handed
+    }
+
+    /// Adds `bytes` of lines to the queue with `add`, unless they would exceed its
+    /// budget, and wakes whoever drains it.
+    fn hand_over(
+        &self,
+        bytes: usize,
+        add: impl FnOnce(&mut VecDeque<Bytes>),
+    ) -> Result<(), Overflow> {
         let waker = {
             let mut state = self.shared.lock();
             if state.abandoned {
                 return Ok(());
             }
-            let queued = state.queued.saturating_add(len);
+            let queued = state.queued.saturating_add(bytes);
             if queued > self.shared.budget {
                 return Err(Overflow);
             }
             state.queued = queued;
-            state.lines.push_back(line);
+            add(&mut state.lines);
             // Taken: the task looks again before it waits, so a burst of lines costs
             // one wake.
             state.waker.take()
@@ -252,6 +317,11 @@ impl SendQueue {
 
 impl Drop for SendQueue {
     fn drop(&mut self) {
+        // Lines staged in the batch that closed the client go before the end, within
+        // the budget like any others.
+        if !self.staged.is_empty() {
+            let _ = self.flush(&mut StagingBuffers::default());
+        }
         let waker = {
             let mut state = self.shared.lock();
             state.closed = true;
@@ -407,6 +477,65 @@ mod tests {
         let mut batch = VecDeque::new();
         assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Ended);
         assert_eq!(batch.pop_front(), Some(Bytes::from_static(b"last")));
+    }
+
+    #[test]
+    fn staged_lines_arrive_together_at_the_flush_with_one_wake() {
+        let counter = Arc::new(WakeCounter::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        let (mut queue, mut outgoing, _stop) = send_queue(100);
+        let mut spare = StagingBuffers::default();
+        let mut batch = VecDeque::new();
+        assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Open);
+        assert!(
+            queue.stage(Bytes::from_static(b"a"), &mut spare),
+            "the first line"
+        );
+        assert!(!queue.stage(Bytes::from_static(b"b"), &mut spare));
+        assert_eq!(
+            counter.wakes(),
+            0,
+            "nothing is handed over before the flush"
+        );
+        assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Open);
+        assert!(batch.is_empty());
+        assert_eq!(queue.flush(&mut spare), Ok(()));
+        assert_eq!(counter.wakes(), 1, "one wake for the batch");
+        assert_eq!(outgoing.look(&waker, &mut batch, 0), QueueState::Open);
+        assert_eq!(batch, [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert!(
+            queue.stage(Bytes::from_static(b"c"), &mut spare),
+            "the first line again after a flush"
+        );
+    }
+
+    #[test]
+    fn a_flush_over_the_budget_queues_nothing() {
+        let (mut queue, mut outgoing, _stop) = send_queue(10);
+        let mut spare = StagingBuffers::default();
+        queue.stage(Bytes::from_static(b"123456"), &mut spare);
+        assert_eq!(queue.flush(&mut spare), Ok(()));
+        queue.stage(Bytes::from_static(b"1234"), &mut spare);
+        queue.stage(Bytes::from_static(b"5"), &mut spare);
+        assert_eq!(queue.flush(&mut spare), Err(Overflow));
+        assert_eq!(outgoing.lines.try_recv(), Ok(Bytes::from_static(b"123456")));
+        assert!(
+            outgoing.lines.try_recv().is_err(),
+            "the batch over the budget is not queued"
+        );
+    }
+
+    #[test]
+    fn closing_a_queue_hands_over_its_staged_lines_first() {
+        let (mut queue, mut outgoing, _stop) = send_queue(100);
+        let mut spare = StagingBuffers::default();
+        queue.stage(Bytes::from_static(b"bye"), &mut spare);
+        drop(queue);
+        assert_eq!(outgoing.lines.try_recv(), Ok(Bytes::from_static(b"bye")));
+        assert!(matches!(
+            outgoing.lines.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 
     #[derive(Default)]
