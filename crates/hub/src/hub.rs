@@ -97,6 +97,9 @@ pub struct Hub {
     pub(crate) pending_checks: Map<u64, PendingCheck>,
     pub(crate) pending_store: crate::tickets::Tickets<crate::persistence::PendingStore>,
     pub(crate) next_ticket: u64,
+    /// The writes of the commands handled since the last [`Hub::end_batch`], asked of
+    /// the store as one job.
+    pub(crate) write_batch: Option<crate::persistence::WriteBatch>,
     /// The most registered clients at once since start, for LUSERS.
     pub(crate) peak_users: usize,
     /// Every account, by folded name.
@@ -129,6 +132,7 @@ impl Hub {
             pending_checks: Map::default(),
             pending_store: crate::tickets::Tickets::default(),
             next_ticket: 1,
+            write_batch: None,
             peak_users: 0,
             accounts: Map::default(),
             logins: Map::default(),
@@ -470,18 +474,8 @@ impl Hub {
             Some(label) => self.labeled(label, reply.lines),
             None => reply.lines,
         };
-        let ticket = if reply.writes.is_empty() {
-            None
-        } else {
-            let pending = crate::persistence::PendingStore::Commit {
-                client: reply.client,
-            };
-            Some(self.ask_store(
-                out,
-                crate::persistence::StoreJob::Write(reply.writes),
-                pending,
-            ))
-        };
+        let ticket =
+            (!reply.writes.is_empty()).then(|| self.batch_writes(reply.client, reply.writes));
         self.deliver_reply(out, reply.client, lines, ticket);
     }
 

@@ -79,8 +79,9 @@ pub enum StoreOutcome {
 
 /// What the hub does when a store job finishes.
 pub(crate) enum PendingStore {
-    /// Replies wait on this commit.
-    Commit { client: ClientId },
+    /// The replies of these clients wait on this commit (a client may be named more
+    /// than once).
+    Commit { clients: Vec<ClientId> },
     /// A CHATHISTORY query to answer.
     History {
         client: ClientId,
@@ -127,6 +128,19 @@ pub(crate) enum MarkerThen {
     TellThenNames(String),
 }
 
+/// The writes gathered from the commands of one batch of events: one store job, one
+/// ticket and one answer for all of them, instead of one each. A batch ends with
+/// [`Hub::end_batch`], and before any other store job is asked for, so that jobs
+/// reach the store in the order of their tickets (a history query sees the messages
+/// sent before it).
+#[derive(Debug)]
+pub(crate) struct WriteBatch {
+    ticket: u64,
+    writes: Vec<Write>,
+    /// Whose replies wait on the batch, in order, without repeats in a row.
+    clients: Vec<ClientId>,
+}
+
 /// Replies waiting for a store job to finish.
 #[derive(Debug)]
 pub(crate) struct Parked {
@@ -142,12 +156,57 @@ impl Hub {
         job: StoreJob,
         pending: PendingStore,
     ) -> u64 {
+        self.end_batch(out);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         out.effects.push(Effect::Store { ticket, job });
         let kept = self.pending_store.insert(ticket, pending);
         debug_assert!(kept.is_ok(), "store tickets only grow");
         ticket
+    }
+
+    /// Adds a command's writes to the batch being gathered; returns the ticket its
+    /// replies wait on.
+    pub(crate) fn batch_writes(&mut self, client: ClientId, writes: Vec<Write>) -> u64 {
+        let batch = match &mut self.write_batch {
+            Some(batch) => batch,
+            None => {
+                let ticket = self.next_ticket;
+                self.next_ticket += 1;
+                self.write_batch.insert(WriteBatch {
+                    ticket,
+                    writes: Vec::new(),
+                    clients: Vec::new(),
+                })
+            }
+        };
+        if batch.writes.is_empty() {
+            batch.writes = writes;
+        } else {
+            batch.writes.extend(writes);
+        }
+        if batch.clients.last() != Some(&client) {
+            batch.clients.push(client);
+        }
+        batch.ticket
+    }
+
+    /// Asks the store to commit the writes gathered since the last call, if any. The
+    /// server calls it after every batch of events it hands the hub: until then, what
+    /// the commands of the batch wrote is neither stored nor confirmed.
+    pub fn end_batch(&mut self, out: &mut Outbox) {
+        let Some(batch) = self.write_batch.take() else {
+            return;
+        };
+        out.effects.push(Effect::Store {
+            ticket: batch.ticket,
+            job: StoreJob::Write(batch.writes),
+        });
+        let pending = PendingStore::Commit {
+            clients: batch.clients,
+        };
+        let kept = self.pending_store.insert(batch.ticket, pending);
+        debug_assert!(kept.is_ok(), "store tickets only grow");
     }
 
     /// Sends replies to a client now, or parks them behind `ticket` or behind
@@ -182,7 +241,11 @@ impl Hub {
             return;
         };
         match pending {
-            PendingStore::Commit { client } => self.commit_done(out, client, ticket, &outcome),
+            PendingStore::Commit { clients } => {
+                for client in clients {
+                    self.commit_done(out, client, ticket, &outcome);
+                }
+            }
             PendingStore::History {
                 client,
                 label,
@@ -236,14 +299,15 @@ impl Hub {
         let Some(c) = self.clients.get_mut(&client) else {
             return;
         };
-        // Parked replies are in ticket order, and commits finish in that order: the
-        // one waiting on this commit is at the front, or near it.
+        // Parked replies are in ticket order, and commits finish in that order: those
+        // waiting on this commit (one per command of the batch) are at the front, or
+        // near it.
         let waiting = c
             .parked
             .iter_mut()
             .take_while(|p| p.ticket.is_none_or(|t| t <= ticket))
-            .find(|p| p.ticket == Some(ticket));
-        if let Some(parked) = waiting {
+            .filter(|p| p.ticket == Some(ticket));
+        for parked in waiting {
             parked.ticket = None;
             if failed {
                 // What the replies would confirm was not kept: say so instead, with

@@ -419,3 +419,109 @@ fn a_dm_to_an_offline_account_is_written_to_its_queue_in_the_same_commit() {
         [":alice!alice@127.0.0.1 PRIVMSG Bob :are you there?"]
     );
 }
+
+/// The lines of one batch of events, handed to the hub the way the server does: every
+/// line, then the end of the batch.
+fn one_batch(t: &mut TestHub, lines: &[(ClientId, &str)]) -> Outbox {
+    let mut out = Outbox::new();
+    for (id, raw) in lines {
+        t.hub.line(*id, parse(raw), t.now, &mut out);
+    }
+    t.hub.end_batch(&mut out);
+    out
+}
+
+/// The store jobs a batch asked for, in order.
+fn store_jobs(out: &mut Outbox) -> Vec<(u64, StoreJob)> {
+    std::mem::take(&mut out.effects)
+        .into_iter()
+        .filter_map(|e| match e {
+            natter_hub::Effect::Store { ticket, job } => Some((ticket, job)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_writes_of_one_batch_are_one_commit_and_each_sender_hears_after_it() {
+    let (mut t, a, b) = room();
+    let c = t.connect_with_caps("carol", &ALICE_CAPS);
+    t.join(c, "#room");
+    t.clear();
+    let mut out = one_batch(
+        &mut t,
+        &[
+            (a, "PRIVMSG #room :one"),
+            (c, "PRIVMSG #room :two"),
+            (a, "PRIVMSG #room :three"),
+        ],
+    );
+    let jobs = store_jobs(&mut out);
+    assert_eq!(jobs.len(), 1, "one job for the batch: {jobs:?}");
+    let kept: Vec<String> = written(&jobs[0].1).into_iter().map(|w| w.1).collect();
+    assert_eq!(kept, ["one", "two", "three"]);
+    let texts = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| {
+                untagged(l)
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Everyone hears the others at once; no sender hears its own message yet.
+    assert_eq!(texts(out.lines_for(b)), ["one", "two", "three"]);
+    assert_eq!(texts(out.lines_for(a)), ["two"]);
+    assert_eq!(texts(out.lines_for(c)), ["one", "three"]);
+    let out = finish(&mut t, jobs[0].0, StoreOutcome::Written);
+    assert_eq!(texts(out.lines_for(a)), ["one", "three"]);
+    assert_eq!(texts(out.lines_for(c)), ["two"]);
+    assert!(out.lines_for(b).is_empty());
+}
+
+#[test]
+fn a_failed_batch_fails_every_message_in_it_once() {
+    let (mut t, a, b) = room();
+    let mut out = one_batch(
+        &mut t,
+        &[
+            (a, "PRIVMSG #room :one"),
+            (b, "PRIVMSG #room :two"),
+            (a, "PRIVMSG #room :three"),
+        ],
+    );
+    let jobs = store_jobs(&mut out);
+    assert_eq!(jobs.len(), 1);
+    let out = finish(&mut t, jobs[0].0, StoreOutcome::Failed("disk full".into()));
+    let fails = |lines: Vec<String>| {
+        lines
+            .iter()
+            .filter(|l| untagged(l).ends_with(STORE_FAILED))
+            .count()
+    };
+    assert_eq!(fails(out.lines_for(a)), 2, "{:?}", out.lines_for(a));
+    assert_eq!(fails(out.lines_for(b)), 1, "{:?}", out.lines_for(b));
+}
+
+#[test]
+fn a_history_query_after_a_message_in_the_same_batch_is_asked_after_its_commit() {
+    let (mut t, a, _b) = room();
+    let mut out = one_batch(
+        &mut t,
+        &[
+            (a, "PRIVMSG #room :hello"),
+            (a, "CHATHISTORY LATEST #room * 10"),
+        ],
+    );
+    let jobs = store_jobs(&mut out);
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(matches!(jobs[0].1, StoreJob::Write(_)), "{jobs:?}");
+    assert!(matches!(jobs[1].1, StoreJob::History { .. }), "{jobs:?}");
+    assert!(
+        jobs[0].0 < jobs[1].0,
+        "tickets in the order the jobs are asked"
+    );
+}

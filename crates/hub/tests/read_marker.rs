@@ -215,6 +215,7 @@ fn the_first_marker_waits_for_the_stored_one_then_for_its_commit() {
         t.now,
         &mut out,
     );
+    t.hub.end_batch(&mut out);
     assert!(out.lines_for(laptop).is_empty());
     assert_eq!(out.lines_for(phone), [marker("#room", 5)]);
     t.held_jobs.extend(out.effects.into_iter().map(|e| match e {

@@ -74,6 +74,9 @@ impl HubTask {
                     return;
                 }
             }
+            // The writes of the whole batch go to the store as one job.
+            self.hub.end_batch(&mut self.out);
+            self.carry_out();
             self.flush_queues(now);
             // One message and one wake for the store thread per batch of events, so
             // that it commits the writes of many messages in one transaction.
@@ -125,6 +128,7 @@ impl HubTask {
             Event::Tick => self.hub.tick(now, &mut self.out),
             Event::Shutdown => {
                 self.hub.shutdown(now, &mut self.out);
+                self.hub.end_batch(&mut self.out);
                 self.carry_out();
                 self.queues.clear();
                 return false;

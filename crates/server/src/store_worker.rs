@@ -11,8 +11,9 @@ use tokio::sync::mpsc;
 
 use crate::event::Event;
 
-/// Writes committed in one transaction at most: large enough to amortize the
-/// fsync, small enough that the first message of a group is not kept waiting long.
+/// Writes gathered into one transaction (the last batch taken may pass it): enough to
+/// amortize the fsync, few enough that the first message of a group is not kept
+/// waiting long.
 const MAX_GROUP: usize = 4096;
 
 /// A store job with the ticket the hub will know its outcome by.
@@ -57,17 +58,24 @@ fn run(
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
         }
-        match rx.recv_timeout(PRUNE_EVERY) {
-            Ok(mut first) => requests.append(&mut first),
+        let mut gathered = match rx.recv_timeout(PRUNE_EVERY) {
+            Ok(mut first) => {
+                let size = group_size(&first);
+                requests.append(&mut first);
+                size
+            }
             Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-        }
+        };
         // Take everything already waiting: under load that is many messages. Gathered
         // in a buffer kept from group to group, which stops growing once it has held
         // the largest group.
-        while requests.len() < MAX_GROUP {
+        while gathered < MAX_GROUP {
             match rx.try_recv() {
-                Ok(mut more) => requests.append(&mut more),
+                Ok(mut more) => {
+                    gathered += group_size(&more);
+                    requests.append(&mut more);
+                }
                 Err(_) => break,
             }
         }
@@ -89,6 +97,18 @@ fn run(
         }
         commit(store, events, &mut writes, &mut write_tickets);
     }
+}
+
+/// What `requests` adds to a group: its writes (the hub asks for a batch of events'
+/// writes as one job), and one for each other job.
+fn group_size(requests: &[StoreRequest]) -> usize {
+    requests
+        .iter()
+        .map(|r| match &r.job {
+            StoreJob::Write(writes) => writes.len(),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// Commits the writes gathered, if any, in one transaction, and reports the outcome

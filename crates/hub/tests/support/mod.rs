@@ -238,7 +238,10 @@ impl TestHub {
         assert!(lines.is_empty(), "expected silence, got {lines:#?}");
     }
 
-    fn collect(&mut self, out: Outbox) {
+    /// Takes in what the hub put out for one call, as the server does at the end of
+    /// a batch of events: its writes are asked of the store first.
+    fn collect(&mut self, mut out: Outbox) {
+        self.hub.end_batch(&mut out);
         for (to, bytes) in out.deliveries {
             let text = String::from_utf8(bytes.to_vec()).expect("the hub sent invalid UTF-8");
             let line = text
