@@ -206,6 +206,7 @@ impl HubTask {
             for id in std::mem::take(&mut self.overflowed) {
                 tracing::info!(client = id.0, "dropping client: {SENDQ_EXCEEDED}");
                 self.hub.disconnect(id, SENDQ_EXCEEDED, now, &mut self.out);
+                self.hub.end_batch(&mut self.out);
                 self.carry_out();
             }
         }
