@@ -203,7 +203,7 @@ async fn traffic_run(plan: &Plan, progress: Arc<Progress>, room: bool) -> Result
     report.figure("setup_ms", "setup (ms)", (setup_s * 1000.0).round());
     report.latency = Latency::of(&latency);
     report.errors = errors.into_list();
-    drop(outcomes);
+    traffic::close_all(outcomes).await;
     Ok(report)
 }
 

@@ -69,6 +69,35 @@ pub struct Client {
     pub expect: u64,
 }
 
+/// A client's connection, held until the run is over.
+pub enum Kept {
+    /// A TCP stream's halves: dropping them closes it.
+    Stream(Box<dyn std::any::Any + Send>),
+    /// A reliable UDP session, which has to be closed in order: dropped, it would
+    /// leave the server retransmitting to a closed port until its idle timeout.
+    Udp(Box<natter_client::Connection>),
+}
+
+/// Longest the closing of a run's UDP sessions may take, all together.
+const CLOSE_LIMIT: Duration = Duration::from_secs(3);
+
+/// Closes what the clients of a run kept open: UDP sessions in order (each exchanges
+/// Close and CloseAck with the server), all at once and within [`CLOSE_LIMIT`].
+pub async fn close_all(outcomes: Vec<Outcome>) {
+    let mut closing = tokio::task::JoinSet::new();
+    for kept in outcomes.into_iter().filter_map(|o| o.keep) {
+        if let Kept::Udp(mut conn) = kept {
+            closing.spawn(async move {
+                let _ = conn.shutdown().await;
+            });
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_LIMIT, async {
+        while closing.join_next().await.is_some() {}
+    })
+    .await;
+}
+
 /// What one client saw.
 pub struct Outcome {
     pub received: u64,
@@ -79,7 +108,7 @@ pub struct Outcome {
     pub error: Option<String>,
     /// The connection, kept open until the whole run is over: closing it early would
     /// send QUITs into the measurement.
-    pub keep: Option<Box<dyn std::any::Any + Send>>,
+    pub keep: Option<Kept>,
 }
 
 impl Outcome {
@@ -169,7 +198,7 @@ pub async fn run(client: Client, shared: Arc<Shared>, deadline: Instant) -> Outc
                 }
             }
             join_sender(writer, &mut out).await;
-            out.keep = Some(Box::new((rd, wr)));
+            out.keep = Some(Kept::Stream(Box::new((rd, wr))));
             out
         }
         Link::Udp { conn } => run_udp(*conn, sending, expect, shared, deadline).await,
@@ -344,7 +373,7 @@ async fn run_udp(
         out.done_at = Some(Instant::now());
     }
     join_sender(writer, &mut out).await;
-    out.keep = Some(Box::new(conn));
+    out.keep = Some(Kept::Udp(Box::new(conn)));
     out
 }
 

@@ -134,7 +134,7 @@ async fn connect_registers_every_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_over_reliable_udp_completes() {
+async fn fanout_over_reliable_udp_completes_and_closes_its_sessions() {
     let s = server().await;
     let r = bench(
         format!("udp://{}", s.udp_addr()),
@@ -143,6 +143,17 @@ async fn fanout_over_reliable_udp_completes() {
     .await;
     assert!(r.complete, "{}", r.table());
     assert_eq!(figure(&r, "delivered"), (2 * 100 * 3) as f64);
+    // The sessions were closed in order, not left to the server's idle timeout: the
+    // server told the hub before it confirmed each close, so a line sent now is
+    // handled after the hub forgot every bench client.
+    let mut watcher = natter_testkit::TestClient::connect_tcp(&s).await;
+    watcher.register("watcher").await;
+    watcher.send("LUSERS").await;
+    let users = watcher.expect_numeric("251").await;
+    assert_eq!(
+        users.params.last().map(String::as_str),
+        Some("There are 1 users and 0 invisible on 1 servers")
+    );
 }
 
 /// A sender that pipelines over reliable UDP keeps reading what the room sends it. If
