@@ -400,18 +400,28 @@ async fn hold(
                 changed = phase.changed() => {
                     let p = if changed.is_ok() { *phase.borrow_and_update() } else { STOP };
                     if p == STOP {
-                        return st.ended();
+                        return close_udp(*conn, st.ended()).await;
                     }
                     st.checking = true;
                     if let Err(e) = conn.send_raw(b"PING :natterbench\r\n").await {
                         return Held::Closed(format!("cannot send PING: {e}"));
                     }
                 },
-                _ = tokio::time::sleep_until(deadline) => return st.ended(),
+                _ = tokio::time::sleep_until(deadline) => return close_udp(*conn, st.ended()).await,
             }
         },
     }
 }
+
+/// Closes an idle client's UDP session in order (dropped, it would leave the server
+/// retransmitting to a closed port until its idle timeout), within [`UDP_CLOSE`].
+async fn close_udp(mut conn: natter_client::Connection, held: Held) -> Held {
+    let _ = tokio::time::timeout(UDP_CLOSE, conn.shutdown()).await;
+    held
+}
+
+/// Longest an idle client's UDP session may take to close.
+const UDP_CLOSE: Duration = Duration::from_secs(2);
 
 /// An idle client's view of the check.
 struct HoldState {
