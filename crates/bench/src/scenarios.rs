@@ -413,15 +413,11 @@ async fn hold(
     }
 }
 
-/// Closes an idle client's UDP session in order (dropped, it would leave the server
-/// retransmitting to a closed port until its idle timeout), within [`UDP_CLOSE`].
-async fn close_udp(mut conn: natter_client::Connection, held: Held) -> Held {
-    let _ = tokio::time::timeout(UDP_CLOSE, conn.shutdown()).await;
+/// Closes an idle client's UDP session in order, then reports how it held.
+async fn close_udp(conn: natter_client::Connection, held: Held) -> Held {
+    traffic::close_session(conn).await;
     held
 }
-
-/// Longest an idle client's UDP session may take to close.
-const UDP_CLOSE: Duration = Duration::from_secs(2);
 
 /// An idle client's view of the check.
 struct HoldState {

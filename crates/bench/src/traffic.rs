@@ -78,24 +78,25 @@ pub enum Kept {
     Udp(Box<natter_client::Connection>),
 }
 
-/// Longest the closing of a run's UDP sessions may take, all together.
-const CLOSE_LIMIT: Duration = Duration::from_secs(3);
+/// Longest a UDP session may take to close in order.
+const UDP_CLOSE: Duration = Duration::from_secs(2);
 
-/// Closes what the clients of a run kept open: UDP sessions in order (each exchanges
-/// Close and CloseAck with the server), all at once and within [`CLOSE_LIMIT`].
+/// Closes a reliable UDP session in order (Close and CloseAck with the server) within
+/// [`UDP_CLOSE`]: dropped, it would leave the server retransmitting to a closed port
+/// until its idle timeout.
+pub async fn close_session(mut conn: natter_client::Connection) {
+    let _ = tokio::time::timeout(UDP_CLOSE, conn.shutdown()).await;
+}
+
+/// Closes what the clients of a run kept open: UDP sessions in order, all at once.
 pub async fn close_all(outcomes: Vec<Outcome>) {
     let mut closing = tokio::task::JoinSet::new();
     for kept in outcomes.into_iter().filter_map(|o| o.keep) {
-        if let Kept::Udp(mut conn) = kept {
-            closing.spawn(async move {
-                let _ = conn.shutdown().await;
-            });
+        if let Kept::Udp(conn) = kept {
+            closing.spawn(close_session(*conn));
         }
     }
-    let _ = tokio::time::timeout(CLOSE_LIMIT, async {
-        while closing.join_next().await.is_some() {}
-    })
-    .await;
+    while closing.join_next().await.is_some() {}
 }
 
 /// What one client saw.

@@ -74,9 +74,7 @@ impl HubTask {
                     return;
                 }
             }
-            // The writes of the whole batch go to the store as one job.
-            self.hub.end_batch(&mut self.out);
-            self.carry_out();
+            self.end_batch();
             self.flush_queues(now);
             // One message and one wake for the store thread per batch of events, so
             // that it commits the writes of many messages in one transaction.
@@ -128,8 +126,7 @@ impl HubTask {
             Event::Tick => self.hub.tick(now, &mut self.out),
             Event::Shutdown => {
                 self.hub.shutdown(now, &mut self.out);
-                self.hub.end_batch(&mut self.out);
-                self.carry_out();
+                self.end_batch();
                 self.queues.clear();
                 return false;
             }
@@ -186,6 +183,13 @@ impl HubTask {
         }
     }
 
+    /// Asks the store for the writes of the events handled so far, as one job, and
+    /// carries out what that and the last event put in the outbox.
+    fn end_batch(&mut self) {
+        self.hub.end_batch(&mut self.out);
+        self.carry_out();
+    }
+
     /// Hands every staged line to its queue. A client whose queue overflows is dropped
     /// at once, and the hub is told, which may deliver more lines (its QUIT to the
     /// rooms it was in): hence the loop.
@@ -206,8 +210,7 @@ impl HubTask {
             for id in std::mem::take(&mut self.overflowed) {
                 tracing::info!(client = id.0, "dropping client: {SENDQ_EXCEEDED}");
                 self.hub.disconnect(id, SENDQ_EXCEEDED, now, &mut self.out);
-                self.hub.end_batch(&mut self.out);
-                self.carry_out();
+                self.end_batch();
             }
         }
     }
