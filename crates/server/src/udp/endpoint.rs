@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use super::input_gate::InputGate;
 use super::plain::{Parsed, PlainMode, Registered, Stranger};
 use super::reliable::{quit_reason, ReliableConn};
-use super::socket::{BatchSocket, Datagram, RecvBatch, Spare};
+use super::socket::{BatchSocket, Outbox, RecvBatch};
 use super::UdpStats;
 use crate::conn_limit::{ConnectionPermit, Refusal};
 use crate::event::Event;
@@ -110,8 +110,7 @@ pub(crate) struct UdpEndpoint {
     url: ListenUrl,
     io: BatchSocket,
     batch: RecvBatch,
-    outbox: Vec<Datagram>,
-    spare: Spare,
+    outbox: Outbox,
     listener: Listener,
     plain: PlainMode,
     session_config: Config,
@@ -147,8 +146,7 @@ impl UdpEndpoint {
             url,
             io,
             batch: RecvBatch::default(),
-            outbox: Vec::new(),
-            spare: Spare::default(),
+            outbox: Outbox::default(),
             listener: Listener::new(cookies.clone()),
             plain: PlainMode::new(cookies, server_name),
             session_config: Config {
@@ -721,10 +719,9 @@ impl UdpEndpoint {
                 .await;
         }
         let session = &mut r.session;
-        self.io
-            .gather(conn.local, &mut self.outbox, &mut self.spare, |buf| {
-                session.poll_transmit_into(now, buf)
-            });
+        self.io.gather(conn.local, &mut self.outbox, |buf| {
+            session.poll_transmit_into(now, buf)
+        });
         if r.session.is_drained() && all_read {
             self.remove(id, "Connection closed").await;
         } else {
@@ -806,7 +803,7 @@ impl UdpEndpoint {
     // ----- output -----
 
     fn send(&mut self, to: SocketAddr, from: Option<IpAddr>, data: Vec<u8>) {
-        self.outbox.push(Datagram::single(to, from, data));
+        self.outbox.push(to, from, &data);
     }
 
     /// Publishes the counters, then sends what is queued: a peer that has its answer
@@ -815,13 +812,17 @@ impl UdpEndpoint {
         self.stats.datagrams_sent += self
             .outbox
             .iter()
-            .map(|d| d.segment.map_or(1, |s| d.data.len().div_ceil(s.max(1))) as u64)
+            .map(|(d, _)| d.count() as u64)
             .sum::<u64>();
-        self.stats.bytes_sent += self.outbox.iter().map(|d| d.data.len() as u64).sum::<u64>();
+        self.stats.bytes_sent += self
+            .outbox
+            .iter()
+            .map(|(_, bytes)| bytes.len() as u64)
+            .sum::<u64>();
         self.publish();
         if !self.outbox.is_empty() {
             self.io.send_all(&self.outbox).await;
-            self.spare.recycle(&mut self.outbox);
+            self.outbox.clear();
         }
     }
 
