@@ -769,6 +769,7 @@ impl UdpEndpoint {
                 }
                 Kind::Reliable(r) => {
                     r.session.handle_timeout(now);
+                    r.release_idle();
                     self.pump_reliable(id, now).await;
                 }
             }

@@ -42,6 +42,18 @@ impl ReliableConn {
         }
     }
 
+    /// Called when the session's timers find it with nothing to send and everything
+    /// acknowledged: its list of waiting lines goes, and with it, at the next look,
+    /// the queue's, if the queue is empty (see `Outgoing::take`), so that an idle
+    /// session holds neither. Not at every moment the client has caught up: in a
+    /// busy room that is between every two bursts, and the queue would grow its list
+    /// again from nothing each time, a reallocation and a copy per doubling.
+    pub(crate) fn release_idle(&mut self) {
+        if self.waiting.is_empty() && self.session.send_buffer_used() == 0 {
+            self.waiting = VecDeque::new();
+        }
+    }
+
     /// Moves lines from the hub's queue into the session until the queue is empty or
     /// the session's send buffer is full. When the queue has ended (the hub closed the
     /// client) and every line is in, starts an orderly close. Returns whether the
@@ -54,12 +66,6 @@ impl ReliableConn {
             if self.waiting.is_empty() {
                 if self.queue_ended {
                     break;
-                }
-                if self.session.send_buffer_used() == 0 && self.waiting.capacity() > 0 {
-                    // The client has everything it was sent: quiet for now. Its
-                    // buffer goes, and with it the queue's, if the queue is empty
-                    // (see `Outgoing::take`): an idle session holds neither.
-                    self.waiting = VecDeque::new();
                 }
                 let open = outgoing.take(&mut self.waiting, written);
                 written = 0;
