@@ -96,26 +96,40 @@ where
     I: IntoIterator<Item = L>,
     L: AsRef<[u8]>,
 {
+    let mut lines = lines.into_iter().peekable();
+    let mut out = Vec::new();
+    loop {
+        let mut datagram = Vec::new();
+        if !pack_next(&mut lines, max, &mut datagram) {
+            return out;
+        }
+        out.push(datagram);
+    }
+}
+
+/// Appends the next datagram of [`pack_lines`] to `out`, taking its lines from
+/// `lines`; `false` (and nothing appended) when no line is left. For a sender that
+/// builds its datagrams in a buffer of its own rather than one `Vec` each.
+pub fn pack_next<I, L>(lines: &mut std::iter::Peekable<I>, max: usize, out: &mut Vec<u8>) -> bool
+where
+    I: Iterator<Item = L>,
+    L: AsRef<[u8]>,
+{
     let max = max.max(1);
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    for line in lines {
+    let start = out.len();
+    while let Some(line) = lines.peek() {
         let line = line.as_ref();
-        if line.is_empty() {
-            continue;
+        let used = out.len() - start;
+        if used > 0 && used + line.len() > max {
+            break;
         }
-        if !current.is_empty() && current.len() + line.len() > max {
-            out.push(std::mem::take(&mut current));
-        }
-        current.extend_from_slice(line);
-        if current.len() >= max {
-            out.push(std::mem::take(&mut current));
+        out.extend_from_slice(line);
+        lines.next();
+        if out.len() - start >= max {
+            break;
         }
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
+    out.len() > start
 }
 
 /// One reply datagram to an unvalidated peer, built by [`pack_reply`].
@@ -191,6 +205,16 @@ mod tests {
         assert_eq!(d[0].len(), 1000);
         assert_eq!(d[1].len(), 310);
         assert_eq!(d.concat(), lines.concat().into_bytes());
+    }
+
+    #[test]
+    fn packing_skips_empty_lines_and_ends_when_none_is_left() {
+        let lines = ["", "ab", "", "", "cd", ""];
+        assert_eq!(pack_lines(lines, 3), vec![b"ab".to_vec(), b"cd".to_vec()]);
+        let mut rest = ["", ""].into_iter().peekable();
+        let mut out = b"kept".to_vec();
+        assert!(!pack_next(&mut rest, 3, &mut out));
+        assert_eq!(out, b"kept");
     }
 
     #[test]

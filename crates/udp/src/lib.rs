@@ -5,7 +5,7 @@
 //! - **Plain mode**, for any client (`nc -u`, a five-line script): each datagram holds
 //!   IRC lines and the source address is the session. This crate supplies its stateless
 //!   address check ([`Cookies::plain_token`]), its anti-amplification rule
-//!   ([`amplification::reply_limit`], [`pack_reply`]) and datagram packing ([`pack_lines`]);
+//!   ([`amplification::reply_limit`], [`pack_reply`]) and datagram packing ([`pack_lines`], [`pack_next`]);
 //!   the server does the rest.
 //! - **Reliable mode**, for natter's own client: a [`Session`] with a stateless,
 //!   cookie-validated handshake ([`Listener`]), acknowledgements and retransmission on an
@@ -51,7 +51,7 @@ mod session;
 mod stats;
 pub mod wire;
 
-pub use amplification::{pack_lines, pack_reply, Budget, Reply};
+pub use amplification::{pack_lines, pack_next, pack_reply, Budget, Reply};
 pub use config::{Config, INITIAL_MAX_OFFSET};
 pub use cookie::{Cookie, Cookies, Purpose};
 pub use listener::{route, Accept, DropReason, Incoming, Listener, Route};

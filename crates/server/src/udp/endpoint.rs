@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use foldhash::HashMap;
 use natter_hub::{ClientId, ClientInfo, Transport};
 use natter_proto::Endpoint as ListenUrl;
-use natter_udp::{pack_lines, Config, Cookies, Incoming, Listener, Route, Stats};
+use natter_udp::{pack_next, Config, Cookies, Incoming, Listener, Route, Stats};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
@@ -623,9 +623,10 @@ impl UdpEndpoint {
         }
         conn.outgoing.written(bytes);
         let local = conn.local;
-        for datagram in pack_lines(&lines, MAX_DATAGRAM) {
-            self.send(peer, local, datagram);
-        }
+        let mut packing = lines.iter().peekable();
+        self.io.gather(local, &mut self.outbox, |buf| {
+            pack_next(&mut packing, MAX_DATAGRAM, buf).then_some(peer)
+        });
         if ended {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.hub_gone = true;
@@ -810,16 +811,8 @@ impl UdpEndpoint {
     /// Publishes the counters, then sends what is queued: a peer that has its answer
     /// can already read counters that include whatever caused it.
     async fn flush(&mut self) {
-        self.stats.datagrams_sent += self
-            .outbox
-            .iter()
-            .map(|(d, _)| d.count() as u64)
-            .sum::<u64>();
-        self.stats.bytes_sent += self
-            .outbox
-            .iter()
-            .map(|(_, bytes)| bytes.len() as u64)
-            .sum::<u64>();
+        self.stats.datagrams_sent += self.outbox.datagram_count() as u64;
+        self.stats.bytes_sent += self.outbox.byte_count() as u64;
         self.publish();
         if !self.outbox.is_empty() {
             self.io.send_all(&self.outbox).await;
