@@ -11,8 +11,11 @@ use crate::send_queue::{SendQueue, StagingBuffers};
 use crate::store_worker::StoreRequest;
 
 /// Events taken per wakeup: under load the task handles many events per trip
-/// through the scheduler; when idle it handles each as it comes.
-const EVENT_BATCH: usize = 256;
+/// through the scheduler, and their lines and writes go out together (one hand-over
+/// per client, one store job); when idle it handles each as it comes. 1024 rather
+/// than 256 gained a few percent in fan-out (alternated runs) with no change in
+/// latency below saturation.
+const EVENT_BATCH: usize = 1024;
 
 /// The quit reason of a client dropped because it does not read what it is sent.
 const SENDQ_EXCEEDED: &str = "SendQ exceeded";
