@@ -46,22 +46,22 @@ pub(crate) struct Outbox {
 }
 
 /// A datagram to send, or a GSO run of them: its bytes in [`Outbox`]'s buffer.
-#[derive(Debug, Clone)]
-pub(crate) struct Datagram {
-    pub(crate) to: SocketAddr,
+#[derive(Debug)]
+struct Datagram {
+    to: SocketAddr,
     /// The local address to send from (the one the peer wrote to), when the socket is
     /// bound to a wildcard address.
-    pub(crate) from: Option<IpAddr>,
+    from: Option<IpAddr>,
     range: std::ops::Range<usize>,
     /// Set when the bytes are several datagrams of this size back to back (the last
     /// may be shorter), built in place by [`BatchSocket::gather`]: they go in one GSO
     /// call.
-    pub(crate) segment: Option<usize>,
+    segment: Option<usize>,
 }
 
 impl Datagram {
     /// How many datagrams this is on the wire.
-    pub(crate) fn count(&self) -> usize {
+    fn count(&self) -> usize {
         self.segment
             .map_or(1, |s| self.range.len().div_ceil(s.max(1)))
     }
@@ -300,13 +300,15 @@ impl BatchSocket {
                         || next.segment.is_some()
                         || next.to != first.to
                         || next.from != first.from
-                        || next.range.start != stop
                         || len == 0
                         || len > size
                         || next.range.end - first.range.start > MAX_GSO_BYTES
                     {
                         break;
                     }
+                    // Every datagram is appended to the outbox's one buffer: the next
+                    // one starts where this run stops.
+                    debug_assert_eq!(next.range.start, stop);
                     stop = next.range.end;
                     end += 1;
                     if len < size {
