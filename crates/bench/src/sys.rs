@@ -6,52 +6,18 @@ use std::io;
 /// Raises this process's open-file limit to at least `wanted`, as far as allowed.
 /// Returns the limit in force, and a warning with what to do when it stays below.
 pub fn raise_nofile(wanted: u64) -> (u64, Option<String>) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct it is given and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return (
-            0,
-            Some(format!(
-                "cannot read the open-file limit: {}",
-                io::Error::last_os_error()
-            )),
-        );
-    }
-    if lim.rlim_cur >= wanted {
-        return (lim.rlim_cur, None);
-    }
-    // Root may raise the hard limit too; anyone may raise the soft one up to it.
-    for new in [
-        libc::rlimit {
-            rlim_cur: wanted,
-            rlim_max: wanted.max(lim.rlim_max),
-        },
-        libc::rlimit {
-            rlim_cur: wanted.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        },
-    ] {
-        // SAFETY: setrlimit reads the struct it is given.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
-            lim = new;
-            break;
-        }
-    }
-    if lim.rlim_cur >= wanted {
-        (lim.rlim_cur, None)
-    } else {
-        (
-            lim.rlim_cur,
+    match natter_server::open_files::raise_open_files(wanted) {
+        Ok(files) if files.limit >= wanted => (files.limit, None),
+        Ok(files) => (
+            files.limit,
             Some(format!(
                 "this run needs about {wanted} open files but may open only {}: raise the \
-                 limit first (`ulimit -n {wanted}` as root, or a higher hard limit in \
+                 limit first (a higher hard limit: `ulimit -Hn {wanted}` as root, or \
                  /etc/security/limits.conf), or run with fewer clients",
-                lim.rlim_cur
+                files.limit
             )),
-        )
+        ),
+        Err(e) => (0, Some(format!("cannot read the open-file limit: {e}"))),
     }
 }
 

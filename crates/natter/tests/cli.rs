@@ -221,3 +221,75 @@ fn print_config_shows_flags_merged_over_defaults() {
     assert_eq!(config.listen[0].to_string(), "unix:///tmp/natter-x.sock");
     assert_eq!(config.limits.flood_burst, 0);
 }
+
+/// Started with a soft open-file limit of 64 (as a shell or service manager may give
+/// it), the server raises it for `max_connections` and holds more clients than 64
+/// files would allow; before, it refused them with "Too many open files".
+#[test]
+fn serve_raises_a_low_open_file_limit_to_hold_its_connections() {
+    const CLIENTS: usize = 150;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_natter"))
+        .args([
+            "serve",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--max-connections",
+            "200",
+            "--connections-per-ip",
+            "0",
+            "--flood-burst",
+            "0",
+            "--data",
+        ])
+        .arg(&data)
+        .env_remove("RUST_LOG")
+        .env_remove("NATTER_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natter starts");
+    let mut server = Running(Some(child));
+    let stderr = lines_of(server.child().stderr.take().expect("stderr piped"));
+    let raised = wait_for(&stderr, "open-file limit line", |l| {
+        l.contains("open-file limit")
+    });
+    assert!(
+        raised.contains("raised the open-file limit from 64 to 264"),
+        "{raised}"
+    );
+    let listening = wait_for(&stderr, "listening line", |l| l.contains("listening on "));
+    let addr: SocketAddr = listening
+        .rsplit("listening on tcp://")
+        .next()
+        .expect("a URL follows")
+        .parse()
+        .expect("a socket address");
+
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        write!(stream, "NICK fd{i}\r\nUSER fd{i} 0 * :fd\r\n").expect("send");
+        clients.push(BufReader::new(stream));
+    }
+    for (i, reader) in clients.iter_mut().enumerate() {
+        let welcome = format!(" 001 fd{i} ");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .expect("a reply within the timeout");
+            assert!(read > 0, "client {i} was closed: {line}");
+            assert!(!line.starts_with("ERROR"), "client {i} refused: {line}");
+            if line.contains(&welcome) {
+                break;
+            }
+        }
+    }
+}

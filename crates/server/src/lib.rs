@@ -17,6 +17,7 @@ mod error;
 mod event;
 mod hub_task;
 mod listener;
+pub mod open_files;
 pub mod password;
 mod send_queue;
 mod server;

@@ -95,6 +95,7 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
+        crate::open_files::make_room_for(config.limits.max_connections);
         let tolerate_missing_ipv6 = config.listen == default_listen();
         let bound = bind_all(&config.listen, tolerate_missing_ipv6).await?;
         let local_addrs: Vec<ListenUrl> = bound.iter().map(|b| b.url.clone()).collect();
