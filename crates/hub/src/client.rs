@@ -1,6 +1,9 @@
 //! One connected client, registered or not.
 
 use std::collections::VecDeque;
+use std::ops::Deref;
+
+use arrayvec::ArrayString;
 
 use crate::maps::{Map, Set};
 
@@ -92,6 +95,26 @@ pub struct Client {
     pub monitoring: Map<String, String>,
 }
 
+/// A client's `nick!user@host`, from [`Client::source_inline`].
+pub(crate) enum Source {
+    Inline(ArrayString<SOURCE_INLINE_BYTES>),
+    Heap(String),
+}
+
+/// Room for a nick, a user name and an IPv6 address with room to spare.
+const SOURCE_INLINE_BYTES: usize = 128;
+
+impl Deref for Source {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Source::Inline(source) => source,
+            Source::Heap(source) => source,
+        }
+    }
+}
+
 impl Client {
     pub fn new(id: ClientId, info: ClientInfo, now: crate::Now) -> Client {
         Client {
@@ -143,6 +166,20 @@ impl Client {
         source
     }
 
+    /// [`Client::source`] on the stack when it fits, as it nearly always does: one is
+    /// made for every message the client sends.
+    pub(crate) fn source_inline(&self) -> Source {
+        let mut inline = ArrayString::new();
+        let fits = [self.nick.as_str(), "!", &self.user, "@", &self.info.host]
+            .into_iter()
+            .all(|part| inline.try_push_str(part).is_ok());
+        if fits {
+            Source::Inline(inline)
+        } else {
+            Source::Heap(self.source())
+        }
+    }
+
     /// User modes as `+iow`.
     pub fn mode_string(&self) -> String {
         let mut s = String::from("+");
@@ -156,5 +193,26 @@ impl Client {
             s.push('w');
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_on_the_stack_is_the_source_whatever_its_length() {
+        let info = |host: &str| ClientInfo {
+            host: host.into(),
+            transport: Transport::Tcp,
+        };
+        let mut client = Client::new(ClientId(1), info("2001:db8::1"), crate::Now::system());
+        client.nick = "alice".into();
+        client.user = "al".into();
+        assert_eq!(&*client.source_inline(), "alice!al@2001:db8::1");
+        assert!(matches!(client.source_inline(), Source::Inline(_)));
+        client.nick = "n".repeat(200);
+        assert_eq!(&*client.source_inline(), client.source());
+        assert!(matches!(client.source_inline(), Source::Heap(_)));
     }
 }

@@ -113,7 +113,7 @@ impl<'a> Outgoing<'a> {
     }
 
     fn encode(&self, variant: usize) -> Vec<u8> {
-        let mut w = LineWriter::new();
+        let mut w = LineWriter::with_capacity(self.encoded_len(variant));
         if variant & ACCOUNT != 0 {
             if let Some(account) = &self.account {
                 w.tag("account", account);
@@ -135,6 +135,33 @@ impl<'a> Outgoing<'a> {
             w.param(p);
         }
         w.finish_within(natter_proto::MAX_LINE_BYTES)
+    }
+
+    /// The length of [`Outgoing::encode`]'s line when no tag value needs escaping and
+    /// nothing is cut (nearly always): the exact size to allocate.
+    fn encoded_len(&self, variant: usize) -> usize {
+        let tag =
+            |key: &str, value: &str| 1 + key.len() + usize::from(!value.is_empty()) + value.len();
+        let mut tags = 0;
+        if variant & ACCOUNT != 0 {
+            tags += self.account.as_deref().map_or(0, |a| tag("account", a));
+        }
+        if variant & MSGID_AND_CLIENT_TAGS != 0 {
+            tags += self.msgid.as_deref().map_or(0, |m| tag("msgid", m));
+            tags += self
+                .client_tags
+                .iter()
+                .filter(|t| t.key.starts_with('+'))
+                .map(|t| tag(&t.key, &t.value))
+                .sum::<usize>();
+        }
+        if variant & TIME != 0 {
+            tags += tag("time", &self.time);
+        }
+        let source = self.source.as_deref().map_or(0, |s| 1 + s.len() + 1);
+        let params: usize = self.params.iter().map(|p| 1 + p.len()).sum();
+        let colon = usize::from(!self.params.is_empty());
+        tags + usize::from(tags > 0) + source + self.command.len() + params + colon + 2
     }
 }
 
@@ -166,5 +193,32 @@ mod tests {
             &o.for_caps(caps)[..],
             b"@msgid=m1;+draft/reply=x1;time=T :a!b@c PRIVMSG #r :hi\r\n"
         );
+    }
+
+    #[test]
+    fn every_encoding_is_allocated_at_its_exact_size() {
+        let tags = vec![
+            Tag {
+                key: "+draft/reply".into(),
+                value: "x1".into(),
+            },
+            Tag {
+                key: "+typing".into(),
+                value: String::new(),
+            },
+        ];
+        let account = Some("alice");
+        for text in [Some("hello there"), Some(""), None] {
+            let o = Outgoing::message("T0", "a!b@c", "PRIVMSG", "#r", text, "m1", account, &tags);
+            for variant in 0..8 {
+                let line = o.encode(variant);
+                assert_eq!(o.encoded_len(variant), line.len(), "variant {variant}");
+                assert_eq!(line.capacity(), line.len(), "variant {variant}");
+            }
+        }
+        let notice = Outgoing::new("T0", None::<&str>, "NOTICE")
+            .param("*")
+            .param("hi");
+        assert_eq!(notice.encoded_len(0), notice.encode(0).len());
     }
 }

@@ -31,8 +31,9 @@ pub(crate) struct Reply {
     pub client: ClientId,
     pub label: Option<String>,
     pub lines: Vec<Bytes>,
-    /// What the command asks the store to keep; the replies go out once it is kept.
-    pub writes: Vec<natter_store::Write>,
+    /// The batch of writes holding what the command asked the store to keep, if it
+    /// asked anything: the replies go out once that batch is kept.
+    pub wrote: Option<u64>,
 }
 
 impl Reply {
@@ -41,7 +42,7 @@ impl Reply {
             client,
             label,
             lines: Vec::new(),
-            writes: Vec::new(),
+            wrote: None,
         }
     }
 }
@@ -100,6 +101,9 @@ pub struct Hub {
     /// The writes of the commands handled since the last [`Hub::end_batch`], asked of
     /// the store as one job.
     pub(crate) write_batch: Option<crate::persistence::WriteBatch>,
+    /// The conversation key of the direct message being stored, kept from one
+    /// message to the next (`Hub::message_one`).
+    pub(crate) conversation_key: String,
     /// The most registered clients at once since start, for LUSERS.
     pub(crate) peak_users: usize,
     /// Every account, by folded name.
@@ -126,6 +130,7 @@ impl Hub {
             created: now,
             isupport,
             last_seq: natter_store::Seq::at(0),
+            conversation_key: String::new(),
             last_time_tag: (-1, std::sync::Arc::from("")),
             reply: None,
             batch_counter: 0,
@@ -474,9 +479,7 @@ impl Hub {
             Some(label) => self.labeled(label, reply.lines),
             None => reply.lines,
         };
-        let ticket =
-            (!reply.writes.is_empty()).then(|| self.batch_writes(reply.client, reply.writes));
-        self.deliver_reply(out, reply.client, lines, ticket);
+        self.deliver_reply(out, reply.client, lines, reply.wrote);
     }
 
     /// The replies to a labeled command, labeled: one line carries the label, several

@@ -70,7 +70,7 @@ impl Hub {
         let Some(sender) = self.clients.get(&id) else {
             return;
         };
-        let source = sender.source();
+        let source = sender.source_inline();
         let sender_account = sender.account.clone();
         let echo = sender.has(Cap::EchoMessage);
         let is_tagmsg = command == "TAGMSG";
@@ -246,7 +246,9 @@ impl Hub {
                 }
                 None => &folded_target,
             };
-            let conversation = StoredMessage::direct_key(&self.identity(id), other);
+            // Written into the hub's buffer for it, taken for the while: no allocation.
+            let mut conversation = std::mem::take(&mut self.conversation_key);
+            StoredMessage::write_direct_key(&mut conversation, &self.identity(id), other);
             // An account with no client connected gets it when it next logs in.
             let offline_for = match (account, recipients.is_empty()) {
                 (Some(a), true) => vec![a],
@@ -259,6 +261,7 @@ impl Hub {
                     ..stored
                 },
             );
+            self.conversation_key = conversation;
             self.keep(message, offline_for);
         }
         if command == "PRIVMSG" {
@@ -274,17 +277,10 @@ impl Hub {
     /// Asks the store to keep a message; the sender's replies to this command wait
     /// until it is kept.
     fn keep(&mut self, message: StoredMessage, offline_for: Vec<String>) {
-        if let Some(reply) = &mut self.reply {
-            // A command nearly always keeps one message: room for one, not the four a
-            // first push makes room for (a `Write` is a few hundred bytes).
-            if reply.writes.capacity() == 0 {
-                reply.writes = Vec::with_capacity(1);
-            }
-            reply.writes.push(Write::Message {
-                message,
-                offline_for,
-            });
-        }
+        self.keep_write(Write::Message {
+            message,
+            offline_for,
+        });
     }
 
     /// Sends an error numeric for a PRIVMSG or TAGMSG. A NOTICE never causes an

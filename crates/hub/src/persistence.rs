@@ -156,6 +156,9 @@ impl Hub {
         job: StoreJob,
         pending: PendingStore,
     ) -> u64 {
+        // Ending the batch now would split the writes of the command being handled
+        // from its replies' wait: no command writes and then asks.
+        debug_assert!(self.reply.as_ref().is_none_or(|r| r.wrote.is_none()));
         self.end_batch(out);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -165,9 +168,14 @@ impl Hub {
         ticket
     }
 
-    /// Adds a command's writes to the batch being gathered; returns the ticket its
-    /// replies wait on.
-    pub(crate) fn batch_writes(&mut self, client: ClientId, writes: Vec<Write>) -> u64 {
+    /// Adds a write of the command being handled to the batch being gathered, straight
+    /// from where it was made (no list per command to move it from): the command's
+    /// replies wait on that batch. Outside a command (no reply under way) nothing
+    /// waits on it, and it is not asked for.
+    pub(crate) fn keep_write(&mut self, write: Write) {
+        let Some(reply) = &mut self.reply else {
+            return;
+        };
         let batch = match &mut self.write_batch {
             Some(batch) => batch,
             None => {
@@ -180,15 +188,14 @@ impl Hub {
                 })
             }
         };
-        if batch.writes.is_empty() {
-            batch.writes = writes;
-        } else {
-            batch.writes.extend(writes);
+        // A command's writes are committed together: it never asks the store for
+        // anything else between two of them (which would end the batch).
+        debug_assert!(reply.wrote.is_none_or(|t| t == batch.ticket));
+        batch.writes.push(write);
+        if reply.wrote.is_none() && batch.clients.last() != Some(&reply.client) {
+            batch.clients.push(reply.client);
         }
-        if batch.clients.last() != Some(&client) {
-            batch.clients.push(client);
-        }
-        batch.ticket
+        reply.wrote = Some(batch.ticket);
     }
 
     /// Asks the store to commit the writes gathered since the last call, if any. The

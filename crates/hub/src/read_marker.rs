@@ -77,13 +77,11 @@ impl Hub {
         let moved = known.is_none_or(|k| ms > k);
         self.read_markers.insert(key.clone(), newest);
         if moved {
-            if let Some(reply) = &mut self.reply {
-                reply.writes.push(Write::ReadMarker {
-                    account: key.0.clone(),
-                    target: key.1.clone(),
-                    time_ms: newest,
-                });
-            }
+            self.keep_write(Write::ReadMarker {
+                account: key.0.clone(),
+                target: key.1.clone(),
+                time_ms: newest,
+            });
         }
         let stamp = format!("timestamp={}", format_ms(newest));
         let line = server_line(

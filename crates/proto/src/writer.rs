@@ -19,8 +19,15 @@ pub struct LineWriter {
 
 impl LineWriter {
     pub fn new() -> LineWriter {
+        LineWriter::with_capacity(128)
+    }
+
+    /// A writer with room for `bytes`. A line written to exactly that size comes back
+    /// with no spare capacity, and `Bytes::from` then takes it without allocating a
+    /// shared header: a relayed message is one allocation instead of two.
+    pub fn with_capacity(bytes: usize) -> LineWriter {
         LineWriter {
-            buf: Vec::with_capacity(128),
+            buf: Vec::with_capacity(bytes),
             has_tags: false,
             pending: None,
             minimal: false,

@@ -233,12 +233,19 @@ impl StoredMessage {
     /// The conversation key of a direct conversation between two parties (folded
     /// account names or nicks): the same whichever of them asks.
     pub fn direct_key(a: &str, b: &str) -> String {
+        let mut key = String::with_capacity(a.len() + 1 + b.len());
+        StoredMessage::write_direct_key(&mut key, a, b);
+        key
+    }
+
+    /// [`StoredMessage::direct_key`] written into `key` (cleared first): a caller
+    /// keeping one buffer makes a key per message without allocating.
+    pub fn write_direct_key(key: &mut String, a: &str, b: &str) {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };
-        let mut key = String::with_capacity(first.len() + 1 + second.len());
+        key.clear();
         key.push_str(first);
         key.push(' ');
         key.push_str(second);
-        key
     }
 }
 
