@@ -154,7 +154,7 @@ pub(crate) fn refused(msg: &Message) -> ClientError {
         None => String::new(),
     };
     ClientError::Refused {
-        code: msg.command.clone(),
+        code: msg.command.to_string(),
         text,
     }
 }

@@ -28,6 +28,8 @@ pub struct Outgoing<'a> {
     /// Room for the target and the text of a message without an allocation.
     params: SmallVec<[Cow<'a, str>; 2]>,
     encoded: [Option<Bytes>; 8],
+    /// The variants given out once, without being kept (a bit per variant).
+    given_once: u8,
 }
 
 impl<'a> Outgoing<'a> {
@@ -46,6 +48,7 @@ impl<'a> Outgoing<'a> {
             command,
             params: SmallVec::new(),
             encoded: Default::default(),
+            given_once: 0,
         }
     }
 
@@ -73,6 +76,7 @@ impl<'a> Outgoing<'a> {
             command,
             params,
             encoded: Default::default(),
+            given_once: 0,
         }
     }
 
@@ -107,7 +111,14 @@ impl<'a> Outgoing<'a> {
         if let Some(bytes) = &self.encoded[variant] {
             return bytes.clone();
         }
+        // The first recipient of an encoding gets it unshared: a `Bytes` made from an
+        // exact-size buffer costs no allocation beyond the buffer until it is cloned.
+        // A second one means a room or several sessions: encoded again, kept, shared.
         let bytes = Bytes::from(self.encode(variant));
+        if self.given_once & (1 << variant) == 0 {
+            self.given_once |= 1 << variant;
+            return bytes;
+        }
         self.encoded[variant] = Some(bytes.clone());
         bytes
     }

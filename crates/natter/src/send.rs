@@ -227,7 +227,7 @@ async fn join(
     let reason = answer.params.last().cloned().unwrap_or_default();
     Err(explain(
         ClientError::Refused {
-            code: answer.command.clone(),
+            code: answer.command.to_string(),
             text: format!("{room}: {reason}"),
         },
         &format!("cannot join {room}"),

@@ -7,6 +7,7 @@
 //! grammar (`tcp://`, `udp://`, `unix://`) that the server and the client share.
 
 mod casemap;
+mod command;
 mod endpoint;
 mod framing;
 mod limits;
@@ -17,6 +18,7 @@ mod validate;
 mod writer;
 
 pub use casemap::CaseMapping;
+pub use command::Command;
 pub use endpoint::{Endpoint, EndpointError, Host, DEFAULT_TCP_PORT, DEFAULT_UDP_PORT};
 pub use framing::{FramedLine, LineFramer};
 pub use limits::{

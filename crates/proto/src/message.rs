@@ -1,5 +1,6 @@
 //! One IRC line, parsed: `@tags :source COMMAND params :trailing`.
 
+use crate::command::Command;
 use crate::limits::{MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_PARAMS};
 use crate::tags::unescape_tag_value;
 use crate::validate::is_valid_tag_key;
@@ -18,7 +19,7 @@ pub struct Tag {
 pub struct Message {
     pub tags: Vec<Tag>,
     pub source: Option<String>,
-    pub command: String,
+    pub command: Command,
     pub params: Vec<String>,
 }
 
@@ -62,7 +63,7 @@ impl Message {
         Message {
             tags: Vec::new(),
             source: None,
-            command: command.to_owned(),
+            command: Command::new(command),
             params: params.iter().map(|p| (*p).to_owned()).collect(),
         }
     }
@@ -150,7 +151,7 @@ impl Message {
         Ok(Message {
             tags,
             source,
-            command: command.to_ascii_uppercase(),
+            command: Command::upper(command),
             params,
         })
     }

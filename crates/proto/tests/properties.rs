@@ -133,7 +133,7 @@ fn well_formed_message() -> impl Strategy<Value = Message> {
             Message {
                 tags,
                 source,
-                command,
+                command: command.into(),
                 params,
             }
         })
@@ -408,9 +408,9 @@ proptest! {
     #[test]
     fn commands_are_upper_cased(m in well_formed_message(), lower in "[a-z][a-z0-9_]{0,11}") {
         let mut sent = m.clone();
-        sent.command = lower.clone();
+        sent.command = lower.as_str().into();
         let mut expected = m;
-        expected.command = lower.to_ascii_uppercase();
+        expected.command = lower.to_ascii_uppercase().into();
         prop_assert_eq!(parse_wire(&sent.to_line()), Ok(expected));
     }
 
@@ -554,7 +554,12 @@ fn check_parsed(data: &[u8]) -> Result<(), TestCaseError> {
     if let Some(source) = &m.source {
         prop_assert!(!source.contains(' '));
     }
-    let all_text = m.params.iter().chain(&m.source).chain([&m.command]);
+    let all_text = m
+        .params
+        .iter()
+        .map(String::as_str)
+        .chain(m.source.as_deref())
+        .chain([m.command.as_str()]);
     for s in all_text {
         prop_assert!(!s.contains(['\0', '\r', '\n']), "{:?}", s);
     }
