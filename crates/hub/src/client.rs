@@ -155,7 +155,8 @@ impl Client {
 
     /// `nick!user@host`, the source of what the client says.
     pub fn source(&self) -> String {
-        // Built by hand rather than with `format!`: one is made for every message sent.
+        // Built by hand rather than with `format!`: commands that name the client
+        // make one each.
         let (nick, user, host) = (&self.nick, &self.user, &self.info.host);
         let mut source = String::with_capacity(nick.len() + user.len() + host.len() + 2);
         source.push_str(nick);

@@ -31,9 +31,9 @@ pub(crate) struct Reply {
     pub client: ClientId,
     pub label: Option<String>,
     pub lines: Vec<Bytes>,
-    /// The batch of writes holding what the command asked the store to keep, if it
-    /// asked anything: the replies go out once that batch is kept.
-    pub wrote: Option<u64>,
+    /// The ticket of the batch of writes holding what the command asked the store to
+    /// keep, if it asked anything: the replies go out once that batch is kept.
+    pub write_ticket: Option<u64>,
 }
 
 impl Reply {
@@ -42,7 +42,7 @@ impl Reply {
             client,
             label,
             lines: Vec::new(),
-            wrote: None,
+            write_ticket: None,
         }
     }
 }
@@ -103,7 +103,7 @@ pub struct Hub {
     pub(crate) write_batch: Option<crate::persistence::WriteBatch>,
     /// The conversation key of the direct message being stored, kept from one
     /// message to the next (`Hub::message_one`).
-    pub(crate) conversation_key: String,
+    pub(crate) direct_key_buf: String,
     /// The most registered clients at once since start, for LUSERS.
     pub(crate) peak_users: usize,
     /// Every account, by folded name.
@@ -130,7 +130,7 @@ impl Hub {
             created: now,
             isupport,
             last_seq: natter_store::Seq::at(0),
-            conversation_key: String::new(),
+            direct_key_buf: String::new(),
             last_time_tag: (-1, std::sync::Arc::from("")),
             reply: None,
             batch_counter: 0,
@@ -479,7 +479,7 @@ impl Hub {
             Some(label) => self.labeled(label, reply.lines),
             None => reply.lines,
         };
-        self.deliver_reply(out, reply.client, lines, reply.wrote);
+        self.deliver_reply(out, reply.client, lines, reply.write_ticket);
     }
 
     /// The replies to a labeled command, labeled: one line carries the label, several

@@ -247,7 +247,7 @@ impl Hub {
                 None => &folded_target,
             };
             // Written into the hub's buffer for it, taken for the while: no allocation.
-            let mut conversation = std::mem::take(&mut self.conversation_key);
+            let mut conversation = std::mem::take(&mut self.direct_key_buf);
             StoredMessage::write_direct_key(&mut conversation, &self.identity(id), other);
             // An account with no client connected gets it when it next logs in.
             let offline_for = match (account, recipients.is_empty()) {
@@ -261,7 +261,7 @@ impl Hub {
                     ..stored
                 },
             );
-            self.conversation_key = conversation;
+            self.direct_key_buf = conversation;
             self.keep(message, offline_for);
         }
         if command == "PRIVMSG" {

@@ -156,9 +156,6 @@ impl Hub {
         job: StoreJob,
         pending: PendingStore,
     ) -> u64 {
-        // Ending the batch now would split the writes of the command being handled
-        // from its replies' wait: no command writes and then asks.
-        debug_assert!(self.reply.as_ref().is_none_or(|r| r.wrote.is_none()));
         self.end_batch(out);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -168,10 +165,9 @@ impl Hub {
         ticket
     }
 
-    /// Adds a write of the command being handled to the batch being gathered, straight
-    /// from where it was made (no list per command to move it from): the command's
-    /// replies wait on that batch. Outside a command (no reply under way) nothing
-    /// waits on it, and it is not asked for.
+    /// Adds a write of the command being handled to the batch being gathered; the
+    /// command's replies wait on that batch. A write made outside a command (no reply
+    /// under way) is dropped: nothing would wait on it.
     pub(crate) fn keep_write(&mut self, write: Write) {
         let Some(reply) = &mut self.reply else {
             return;
@@ -188,14 +184,15 @@ impl Hub {
                 })
             }
         };
-        // A command's writes are committed together: it never asks the store for
-        // anything else between two of them (which would end the batch).
-        debug_assert!(reply.wrote.is_none_or(|t| t == batch.ticket));
+        // A command's writes land in one batch, committed or failed together: no
+        // command asks the store for anything else (which ends the batch) between two
+        // of its writes. Were one to, its replies would wait on the later batch only.
+        debug_assert!(reply.write_ticket.is_none_or(|t| t == batch.ticket));
         batch.writes.push(write);
-        if reply.wrote.is_none() && batch.clients.last() != Some(&reply.client) {
+        if reply.write_ticket != Some(batch.ticket) && batch.clients.last() != Some(&reply.client) {
             batch.clients.push(reply.client);
         }
-        reply.wrote = Some(batch.ticket);
+        reply.write_ticket = Some(batch.ticket);
     }
 
     /// Asks the store to commit the writes gathered since the last call, if any. The

@@ -224,7 +224,7 @@ fn print_config_shows_flags_merged_over_defaults() {
 
 /// Started with a soft open-file limit of 64 (as a shell or service manager may give
 /// it), the server raises it for `max_connections` and holds more clients than 64
-/// files would allow; before, it refused them with "Too many open files".
+/// files would allow, instead of failing to accept them ("Too many open files").
 #[test]
 fn serve_raises_a_low_open_file_limit_to_hold_its_connections() {
     const CLIENTS: usize = 150;

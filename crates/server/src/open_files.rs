@@ -23,7 +23,7 @@ pub struct OpenFiles {
 
 /// Raises this process's open-file limit to `wanted`, as far as the hard limit allows
 /// (the hard limit is the administrator's, and is left alone). A limit already high
-/// enough is left as it is.
+/// enough is left as it is. An error says the limit could not be read or raised.
 pub fn raise_open_files(wanted: u64) -> io::Result<OpenFiles> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -38,10 +38,11 @@ pub fn raise_open_files(wanted: u64) -> io::Result<OpenFiles> {
         rlim_cur: wanted.min(lim.rlim_max),
         rlim_max: lim.rlim_max,
     };
-    // SAFETY: setrlimit reads the struct it is given.
-    if raised.rlim_cur > lim.rlim_cur
-        && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
-    {
+    if raised.rlim_cur > lim.rlim_cur {
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         lim = raised;
     }
     Ok(OpenFiles {
@@ -51,18 +52,25 @@ pub fn raise_open_files(wanted: u64) -> io::Result<OpenFiles> {
     })
 }
 
+/// The most files [`make_room_for`] asks for when connections are not limited: Linux's
+/// default ceiling (`fs.nr_open`), which a hard limit of "unlimited" does not lift.
+const UNLIMITED_CONNECTIONS_FILES: u64 = 1 << 20;
+
 /// Makes room for `max_connections` connections (0: no limit, so as many as the hard
 /// limit allows) and logs what it did; warns, with what to do, when the system allows
 /// fewer than asked.
 pub(crate) fn make_room_for(max_connections: usize) {
     let wanted = match max_connections {
-        0 => u64::MAX,
+        0 => UNLIMITED_CONNECTIONS_FILES,
         n => (n as u64).saturating_add(RESERVED_FILES),
     };
     let files = match raise_open_files(wanted) {
         Ok(files) => files,
         Err(e) => {
-            tracing::warn!("cannot read the open-file limit: {e}");
+            tracing::warn!(
+                "cannot raise the open-file limit to {wanted} ({e}): clients beyond it \
+                 will be refused with \"Too many open files\""
+            );
             return;
         }
     };
@@ -90,20 +98,16 @@ pub(crate) fn make_room_for(max_connections: usize) {
 mod tests {
     use super::*;
 
+    /// One test, not two: the limit is the whole process's, and tests run in parallel.
     #[test]
-    fn a_limit_already_high_enough_is_kept() {
+    fn the_soft_limit_rises_within_the_hard_limit_and_never_falls() {
         let before = raise_open_files(0).expect("the limit can be read");
-        let after = raise_open_files(16.min(before.limit)).expect("the limit can be read");
-        assert_eq!(after.limit, before.limit);
-        assert_eq!(after.was, before.limit);
-    }
-
-    #[test]
-    fn the_soft_limit_rises_to_what_is_wanted_within_the_hard_limit() {
-        let before = raise_open_files(0).expect("the limit can be read");
+        assert_eq!(before.limit, before.was);
+        let kept = raise_open_files(before.limit / 2).expect("the limit can be read");
+        assert_eq!((kept.was, kept.limit), (before.limit, before.limit));
         let wanted = before.limit.saturating_add(1).min(before.hard);
-        let after = raise_open_files(wanted).expect("the limit can be read");
-        assert!(after.limit >= wanted, "{after:?} for {wanted}");
-        assert!(after.limit <= after.hard);
+        let raised = raise_open_files(wanted).expect("the limit can be raised");
+        assert_eq!(raised.limit, wanted, "{raised:?}");
+        assert!(raised.limit <= raised.hard);
     }
 }
