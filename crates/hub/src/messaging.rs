@@ -246,7 +246,8 @@ impl Hub {
                 }
                 None => &folded_target,
             };
-            // Written into the hub's buffer for it, taken for the while: no allocation.
+            // Built in the buffer the hub keeps for it (taken out while the hub is
+            // borrowed to name the parties): no allocation per message.
             let mut conversation = std::mem::take(&mut self.direct_key_buf);
             StoredMessage::write_direct_key(&mut conversation, &self.identity(id), other);
             // An account with no client connected gets it when it next logs in.

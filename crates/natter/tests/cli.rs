@@ -33,6 +33,21 @@ impl Drop for Running {
     }
 }
 
+/// Starts a server command with its log piped: the running server, and its log lines.
+fn start_logging(command: &mut Command) -> (Running, mpsc::Receiver<String>) {
+    let child = command
+        .env_remove("RUST_LOG")
+        .env_remove("NATTER_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natter starts");
+    let mut server = Running(Some(child));
+    let stderr = lines_of(server.child().stderr.take().expect("stderr piped"));
+    (server, stderr)
+}
+
 /// Lines of a stream, read on a thread so that every wait can be bounded.
 fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -85,16 +100,11 @@ fn wait_for(lines: &mpsc::Receiver<String>, what: &str, want: impl Fn(&str) -> b
 fn serve_logs_its_address_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let child = natter()
-        .args(["serve", "--listen", "tcp://127.0.0.1:0", "--data"])
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("natter starts");
-    let mut server = Running(Some(child));
-    let stderr = lines_of(server.child().stderr.take().expect("stderr piped"));
+    let (mut server, stderr) = start_logging(
+        natter()
+            .args(["serve", "--listen", "tcp://127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
 
     let listening = wait_for(&stderr, "listening line", |l| l.contains("listening on "));
     let url = listening
@@ -230,31 +240,24 @@ fn serve_raises_a_low_open_file_limit_to_hold_its_connections() {
     const CLIENTS: usize = 150;
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let child = Command::new("sh")
-        .args(["-c", "ulimit -Sn 64 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_natter"))
-        .args([
-            "serve",
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--max-connections",
-            "200",
-            "--connections-per-ip",
-            "0",
-            "--flood-burst",
-            "0",
-            "--data",
-        ])
-        .arg(&data)
-        .env_remove("RUST_LOG")
-        .env_remove("NATTER_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("natter starts");
-    let mut server = Running(Some(child));
-    let stderr = lines_of(server.child().stderr.take().expect("stderr piped"));
+    let (_server, stderr) = start_logging(
+        Command::new("sh")
+            .args(["-c", "ulimit -Sn 64 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_natter"))
+            .args([
+                "serve",
+                "--listen",
+                "tcp://127.0.0.1:0",
+                "--max-connections",
+                "200",
+                "--connections-per-ip",
+                "0",
+                "--flood-burst",
+                "0",
+                "--data",
+            ])
+            .arg(&data),
+    );
     let raised = wait_for(&stderr, "open-file limit line", |l| {
         l.contains("open-file limit")
     });
