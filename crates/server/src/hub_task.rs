@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::event::Event;
 use crate::send_queue::{SendQueue, StagingBuffers};
-use crate::store_worker::StoreRequest;
+use crate::store_worker::{StoreInbox, StoreReports, StoreRequest};
 
 /// Events taken per wakeup: under load the task handles many events per trip
 /// through the scheduler, and their lines and writes go out together (one hand-over
@@ -36,7 +36,7 @@ pub(crate) struct HubTask {
     /// megabytes of memory, and OPER attempts must not starve the blocking pool.
     password_slots: Arc<Semaphore>,
     /// The store thread's inbox: the jobs of a batch of events go as one message.
-    store: std::sync::mpsc::Sender<Vec<StoreRequest>>,
+    store: StoreInbox,
     /// Store jobs asked for by the events handled so far in this batch.
     store_jobs: Vec<StoreRequest>,
     /// The database, for re-reading accounts on [`Event::ReloadAccounts`].
@@ -47,7 +47,7 @@ impl HubTask {
     pub(crate) fn new(
         hub: Hub,
         events: mpsc::Sender<Event>,
-        store: std::sync::mpsc::Sender<Vec<StoreRequest>>,
+        store: StoreInbox,
         db_path: std::path::PathBuf,
     ) -> HubTask {
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -66,33 +66,64 @@ impl HubTask {
         }
     }
 
-    /// Handles events until [`Event::Shutdown`].
-    pub(crate) async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+    /// Handles events, and the store's reports, until [`Event::Shutdown`].
+    pub(crate) async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut reports: StoreReports,
+    ) {
         let mut batch = Vec::with_capacity(EVENT_BATCH);
-        while events.recv_many(&mut batch, EVENT_BATCH).await > 0 {
+        let mut done = Vec::new();
+        let mut store_running = true;
+        loop {
+            tokio::select! {
+                // The store's reports first: each releases replies waiting on it.
+                biased;
+                taken = reports.recv_many(&mut done, EVENT_BATCH), if store_running => {
+                    // Only if the store thread died; its jobs' replies never come.
+                    store_running = taken > 0;
+                }
+                taken = events.recv_many(&mut batch, EVENT_BATCH) => {
+                    if taken == 0 {
+                        return;
+                    }
+                }
+            }
+            // What else is waiting joins the batch, up to its size.
+            while done.len() < EVENT_BATCH {
+                let Ok(report) = reports.try_recv() else {
+                    break;
+                };
+                done.push(report);
+            }
+            while batch.len() < EVENT_BATCH {
+                let Ok(event) = events.try_recv() else { break };
+                batch.push(event);
+            }
             let now = Now::system();
-            for event in batch.drain(..) {
+            for event in done.drain(..).chain(batch.drain(..)) {
                 if !self.handle(event, now) {
-                    self.send_store_jobs();
+                    self.send_store_jobs().await;
                     return;
                 }
             }
             self.end_batch();
             self.flush_queues(now);
             // One message and one wake for the store thread per batch of events, so
-            // that it commits the writes of many messages in one transaction.
-            self.send_store_jobs();
+            // that it commits the writes of many messages in one transaction. Waits
+            // while the store is too far behind (`StoreInbox::send`).
+            self.send_store_jobs().await;
         }
     }
 
-    fn send_store_jobs(&mut self) {
+    async fn send_store_jobs(&mut self) {
         if self.store_jobs.is_empty() {
             return;
         }
         // The next batch likely asks as much: room for it at once, not by doublings.
         let room = self.store_jobs.len();
         let jobs = std::mem::replace(&mut self.store_jobs, Vec::with_capacity(room));
-        if self.store.send(jobs).is_err() {
+        if !self.store.send(jobs).await {
             tracing::error!("the store thread has stopped; store jobs are lost");
         }
     }

@@ -124,13 +124,14 @@ impl Server {
         }
         let retention = (config.history_retention_days > 0)
             .then(|| std::time::Duration::from_secs(config.history_retention_days * 86_400));
-        let store = crate::store_worker::spawn(Box::new(store), events.clone(), retention)
+        let (store, store_reports) = crate::store_worker::spawn(Box::new(store), retention)
             .map_err(|e| StartError::Store {
                 path: db_path.clone(),
                 message: format!("cannot start the store thread: {e}"),
             })?;
-        let hub_task =
-            tokio::spawn(HubTask::new(hub, events.clone(), store, db_path.clone()).run(events_rx));
+        let hub_task = tokio::spawn(
+            HubTask::new(hub, events.clone(), store, db_path.clone()).run(events_rx, store_reports),
+        );
         let pid_file = PidFile::write(&config.data_dir);
         let reload = events.clone();
 

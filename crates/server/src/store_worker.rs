@@ -1,13 +1,19 @@
 //! The thread that owns the store. It takes the hub's store jobs in order, commits
 //! all the writes waiting at once in one transaction (group commit: one fsync for
 //! many messages), and reports each job's outcome back to the hub task.
+//!
+//! The hub task hands over at most [`MAX_BACKLOG`] writes not yet committed, and waits
+//! for commits beyond that; the store thread never waits on the hub task (its reports
+//! go through a channel of their own, which is never full), so neither can hold the
+//! other up for good.
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use natter_hub::{StoreJob, StoreOutcome};
 use natter_store::{Store, Write};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::event::Event;
 
@@ -16,25 +22,76 @@ use crate::event::Event;
 /// waiting long.
 const MAX_GROUP: usize = 4096;
 
+/// Writes handed to the store thread and not yet committed, at most: past this, the
+/// hub task waits for commits before it takes more events, and so, once its event
+/// queue is full, do the connections' reads. Delivery does not wait for commits, so
+/// without a bound a store slower than the traffic (a slow disk, a flood) would hold
+/// ever more messages in memory; this bounds it to some tens of megabytes while
+/// letting a burst be delivered at once.
+pub(crate) const MAX_BACKLOG: u32 = 16 * MAX_GROUP as u32;
+
 /// A store job with the ticket the hub will know its outcome by.
 pub(crate) struct StoreRequest {
     pub ticket: u64,
     pub job: StoreJob,
 }
 
-/// Starts the store thread; jobs sent on the returned channel run in order (the hub
-/// task sends the jobs of one batch of events together). The thread ends when the
-/// channel closes.
+/// The jobs of one batch of events, and the backlog permits their writes took.
+struct StoreBatch {
+    requests: Vec<StoreRequest>,
+    permits: u32,
+}
+
+/// The hub task's way to the store thread.
+pub(crate) struct StoreInbox {
+    tx: std_mpsc::Sender<StoreBatch>,
+    /// A permit per write handed over and not yet committed.
+    backlog: Arc<Semaphore>,
+}
+
+/// The store thread's reports ([`Event::StoreDone`], [`Event::StoresDone`]).
+pub(crate) type StoreReports = mpsc::UnboundedReceiver<Event>;
+
+impl StoreInbox {
+    /// Hands `requests` to the store thread, to run in order, once the backlog has
+    /// room for their writes. `false` if the store thread is gone.
+    pub(crate) async fn send(&self, requests: Vec<StoreRequest>) -> bool {
+        let writes: usize = requests
+            .iter()
+            .map(|r| match &r.job {
+                StoreJob::Write(writes) => writes.len(),
+                _ => 0,
+            })
+            .sum();
+        let permits = u32::try_from(writes).unwrap_or(u32::MAX).min(MAX_BACKLOG);
+        // Never closed, so acquiring does not fail; the permits come back once the
+        // store thread has committed these writes.
+        if let Ok(taken) = self.backlog.acquire_many(permits).await {
+            taken.forget();
+        }
+        let sent = self.tx.send(StoreBatch { requests, permits }).is_ok();
+        if !sent {
+            self.backlog.add_permits(permits as usize);
+        }
+        sent
+    }
+}
+
+/// Starts the store thread; jobs sent through the returned inbox run in order (the
+/// hub task sends the jobs of one batch of events together), and each one's outcome
+/// comes back through the returned reports. The thread ends when the inbox is dropped.
 pub(crate) fn spawn(
     mut store: Box<dyn Store>,
-    events: mpsc::Sender<Event>,
     retention: Option<Duration>,
-) -> std::io::Result<std_mpsc::Sender<Vec<StoreRequest>>> {
-    let (tx, rx) = std_mpsc::channel::<Vec<StoreRequest>>();
+) -> std::io::Result<(StoreInbox, StoreReports)> {
+    let (tx, rx) = std_mpsc::channel::<StoreBatch>();
+    let (reports, reports_rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Semaphore::new(MAX_BACKLOG as usize));
+    let returned = Arc::clone(&backlog);
     std::thread::Builder::new()
         .name("natter-store".into())
-        .spawn(move || run(store.as_mut(), &rx, &events, retention))?;
-    Ok(tx)
+        .spawn(move || run(store.as_mut(), &rx, &reports, &returned, retention))?;
+    Ok((StoreInbox { tx, backlog }, reports_rx))
 }
 
 /// How often history older than the retention period is deleted.
@@ -42,8 +99,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn run(
     store: &mut dyn Store,
-    rx: &std_mpsc::Receiver<Vec<StoreRequest>>,
-    events: &mpsc::Sender<Event>,
+    rx: &std_mpsc::Receiver<StoreBatch>,
+    events: &mpsc::UnboundedSender<Event>,
+    backlog: &Semaphore,
     retention: Option<Duration>,
 ) {
     let mut next_prune = Instant::now();
@@ -58,11 +116,11 @@ fn run(
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
         }
-        let mut gathered = match rx.recv_timeout(PRUNE_EVERY) {
+        let (mut gathered, mut permits) = match rx.recv_timeout(PRUNE_EVERY) {
             Ok(mut first) => {
-                let size = group_size(&first);
-                requests.append(&mut first);
-                size
+                let size = group_size(&first.requests);
+                requests.append(&mut first.requests);
+                (size, first.permits)
             }
             Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
@@ -73,8 +131,9 @@ fn run(
         while gathered < MAX_GROUP {
             match rx.try_recv() {
                 Ok(mut more) => {
-                    gathered += group_size(&more);
-                    requests.append(&mut more);
+                    gathered += group_size(&more.requests);
+                    permits += more.permits;
+                    requests.append(&mut more.requests);
                 }
                 Err(_) => break,
             }
@@ -96,6 +155,8 @@ fn run(
             }
         }
         commit(store, events, &mut writes, &mut write_tickets);
+        // Committed or failed, the group's writes no longer wait.
+        backlog.add_permits(permits as usize);
     }
 }
 
@@ -115,7 +176,7 @@ fn group_size(requests: &[StoreRequest]) -> usize {
 /// of each of their jobs.
 fn commit(
     store: &mut dyn Store,
-    events: &mpsc::Sender<Event>,
+    events: &mpsc::UnboundedSender<Event>,
     writes: &mut Vec<Write>,
     write_tickets: &mut Vec<u64>,
 ) {
@@ -131,7 +192,7 @@ fn commit(
     };
     writes.clear();
     // The hub task is gone only at shutdown; nothing is left to tell then.
-    let _ = events.blocking_send(Event::StoresDone {
+    let _ = events.send(Event::StoresDone {
         tickets: std::mem::take(write_tickets),
         outcome,
     });
@@ -162,7 +223,121 @@ fn read(store: &mut dyn Store, job: StoreJob) -> StoreOutcome {
     outcome
 }
 
-fn report(events: &mpsc::Sender<Event>, ticket: u64, outcome: StoreOutcome) {
+fn report(events: &mpsc::UnboundedSender<Event>, ticket: u64, outcome: StoreOutcome) {
     // The hub task is gone only at shutdown; nothing is left to tell then.
-    let _ = events.blocking_send(Event::StoreDone { ticket, outcome });
+    let _ = events.send(Event::StoreDone { ticket, outcome });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_store::{Account, HistoryQuery, Seq, StoreError, StoredMessage, TargetActivity};
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// A store whose commits each wait for a word from the test.
+    struct GatedStore {
+        gate: std_mpsc::Receiver<()>,
+    }
+
+    impl Store for GatedStore {
+        fn write(&mut self, _: &[Write]) -> Result<(), StoreError> {
+            let _ = self.gate.recv_timeout(WAIT);
+            Ok(())
+        }
+        fn history(&mut self, _: &str, _: &HistoryQuery) -> Result<Vec<StoredMessage>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn active_targets(
+            &mut self,
+            _: &[String],
+            _: Option<&str>,
+            _: i64,
+            _: i64,
+            _: usize,
+        ) -> Result<Vec<TargetActivity>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn take_offline(&mut self, _: &str) -> Result<Vec<StoredMessage>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn create_account(&mut self, _: &Account) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        fn account(&mut self, _: &str) -> Result<Option<Account>, StoreError> {
+            Ok(None)
+        }
+        fn set_password(&mut self, _: &str, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn delete_account(&mut self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn read_marker(&mut self, _: &str, _: &str) -> Result<Option<i64>, StoreError> {
+            Ok(None)
+        }
+        fn last_seq(&mut self) -> Result<Option<Seq>, StoreError> {
+            Ok(None)
+        }
+        fn prune(&mut self, _: i64) -> Result<usize, StoreError> {
+            Ok(0)
+        }
+    }
+
+    fn writes(ticket: u64, n: usize) -> Vec<StoreRequest> {
+        let markers = (0..n).map(|i| Write::ReadMarker {
+            account: "alice".into(),
+            target: format!("#room{i}"),
+            time_ms: 1,
+        });
+        vec![StoreRequest {
+            ticket,
+            job: StoreJob::Write(markers.collect()),
+        }]
+    }
+
+    /// The hub task waits while the store is a full backlog behind, and goes on as
+    /// soon as a commit makes room; every permit taken comes back, once.
+    #[tokio::test]
+    async fn writes_wait_for_room_in_the_backlog_and_commits_make_it() {
+        let (gate, gate_rx) = std_mpsc::channel();
+        let (inbox, mut reports) =
+            spawn(Box::new(GatedStore { gate: gate_rx }), None).expect("the store thread starts");
+        let inbox = Arc::new(inbox);
+        assert!(inbox.send(writes(1, MAX_BACKLOG as usize)).await);
+        assert_eq!(inbox.backlog.available_permits(), 0);
+
+        let waiting = {
+            let inbox = Arc::clone(&inbox);
+            tokio::spawn(async move { inbox.send(writes(2, 10)).await })
+        };
+        gate.send(()).expect("the store waits");
+        let first = tokio::time::timeout(WAIT, reports.recv())
+            .await
+            .expect("a report");
+        assert!(matches!(first, Some(Event::StoresDone { ref tickets, .. }) if tickets == &[1]));
+        let sent = tokio::time::timeout(WAIT, waiting)
+            .await
+            .expect("room was made");
+        assert!(sent.expect("the send task ends"));
+
+        gate.send(()).expect("the store waits");
+        let second = tokio::time::timeout(WAIT, reports.recv())
+            .await
+            .expect("a report");
+        assert!(matches!(second, Some(Event::StoresDone { ref tickets, .. }) if tickets == &[2]));
+        let all = tokio::time::timeout(WAIT, inbox.backlog.acquire_many(MAX_BACKLOG))
+            .await
+            .expect("every permit comes back")
+            .expect("the backlog is never closed");
+        assert_eq!(
+            inbox.backlog.available_permits(),
+            0,
+            "no permit came back twice"
+        );
+        drop(all);
+    }
 }
