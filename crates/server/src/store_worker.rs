@@ -56,16 +56,11 @@ impl StoreInbox {
     /// Hands `requests` to the store thread, to run in order, once the backlog has
     /// room for their writes. `false` if the store thread is gone.
     pub(crate) async fn send(&self, requests: Vec<StoreRequest>) -> bool {
-        let writes: usize = requests
-            .iter()
-            .map(|r| match &r.job {
-                StoreJob::Write(writes) => writes.len(),
-                _ => 0,
-            })
-            .sum();
+        let writes: usize = requests.iter().filter_map(|r| writes_in(&r.job)).sum();
         let permits = u32::try_from(writes).unwrap_or(u32::MAX).min(MAX_BACKLOG);
-        // Never closed, so acquiring does not fail; the permits come back once the
-        // store thread has committed these writes.
+        // The permits come back once the store thread has committed these writes.
+        // Closed only when that thread has ended: then nothing is waited for, and the
+        // send below fails.
         if let Ok(taken) = self.backlog.acquire_many(permits).await {
             taken.forget();
         }
@@ -90,7 +85,11 @@ pub(crate) fn spawn(
     let returned = Arc::clone(&backlog);
     std::thread::Builder::new()
         .name("natter-store".into())
-        .spawn(move || run(store.as_mut(), &rx, &reports, &returned, retention))?;
+        .spawn(move || {
+            // However the thread ends, even by a panic, the hub task stops waiting on it.
+            let _closes = CloseOnExit(Arc::clone(&returned));
+            run(store.as_mut(), &rx, &reports, &returned, retention)
+        })?;
     Ok((StoreInbox { tx, backlog }, reports_rx))
 }
 
@@ -160,15 +159,29 @@ fn run(
     }
 }
 
+/// Closes the backlog when dropped: the store thread holds one for as long as it runs.
+struct CloseOnExit(Arc<Semaphore>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// How many writes a job asks for; `None` for a job that is not a write.
+fn writes_in(job: &StoreJob) -> Option<usize> {
+    match job {
+        StoreJob::Write(writes) => Some(writes.len()),
+        _ => None,
+    }
+}
+
 /// What `requests` adds to a group: its writes (the hub asks for a batch of events'
 /// writes as one job), and one for each other job.
 fn group_size(requests: &[StoreRequest]) -> usize {
     requests
         .iter()
-        .map(|r| match &r.job {
-            StoreJob::Write(writes) => writes.len(),
-            _ => 1,
-        })
+        .map(|r| writes_in(&r.job).unwrap_or(1))
         .sum()
 }
 
