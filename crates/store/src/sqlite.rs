@@ -25,6 +25,14 @@ type Conversations = FastMap<String, i64>;
 /// ids are read back from the table as they are needed.
 const MAX_KNOWN_CONVERSATIONS: usize = 65_536;
 
+/// Bytes per database page for a new database. Under load a commit writes one chunk
+/// per conversation of up to a few hundred messages: with SQLite's 4096-byte pages
+/// the larger chunks spill into overflow pages and every commit writes more, smaller
+/// pages. Writing 200,000 direct messages in 50 conversations, in commits of 1,650,
+/// took 0.32-0.38 s of CPU with 4096-byte pages and 0.27-0.28 s with 8192 (the same for
+/// commits of 200); larger pages saved little more and made small commits slower.
+const PAGE_SIZE: u32 = 8192;
+
 fn remember(known: &mut Conversations, key: &str, id: i64) {
     if known.len() >= MAX_KNOWN_CONVERSATIONS {
         known.clear();
@@ -214,6 +222,11 @@ impl SqliteStore {
     }
 
     fn setup(conn: Connection) -> Result<SqliteStore, StoreError> {
+        // The page size applies only to a database with nothing in it yet, so it comes
+        // first; an existing database keeps the size it was made with (4096 before
+        // this setting), which SQLite cannot change in WAL mode.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))
+            .context("cannot configure the database")?;
         // WAL lets readers run beside the writer; synchronous=FULL makes a commit
         // survive a power cut, not only a killed process: acknowledged means kept.
         conn.execute_batch(
@@ -1112,6 +1125,27 @@ mod tests {
             }])
             .unwrap();
         assert_eq!(store.history("#room", &all).unwrap().len(), 3);
+    }
+
+    fn page_size(store: &SqliteStore) -> u32 {
+        store
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_database_takes_the_larger_page_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page_size(&store), PAGE_SIZE);
+        drop(store);
+        let reopened = SqliteStore::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page_size(&reopened), PAGE_SIZE);
+        let old = dir.path().join("old.db");
+        version_one_database(&old);
+        let store = SqliteStore::open(&old).unwrap();
+        assert_eq!(page_size(&store), 4096, "SQLite's default when it was made");
     }
 
     #[test]
