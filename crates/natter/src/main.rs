@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod account;
 mod allocator;
 mod backup;
+mod generator_memory;
 mod send;
 
 use anyhow::{bail, Context, Result};
@@ -153,7 +154,10 @@ fn main() -> ExitCode {
         // Says itself what failed, as "natter send: ...".
         Command::Send(args) => return send::run(*args),
         // Prints its own table and errors, as "natter bench: ...".
-        Command::Bench(args) => return natter_bench::run(*args),
+        Command::Bench(args) => {
+            generator_memory::run_again_tuned();
+            return natter_bench::run(*args);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -296,3 +296,32 @@ fn serve_raises_a_low_open_file_limit_to_hold_its_connections() {
         }
     }
 }
+
+/// `natter bench` runs itself again with mimalloc's settings for a load generator
+/// (memory committed up front and kept: crates/natter/src/generator_memory.rs), and
+/// leaves them alone when the user set any of them.
+#[test]
+fn bench_takes_the_generators_memory_settings_unless_the_user_set_them() {
+    // Nothing listens on a port just given up: the bench ends at once, after mimalloc
+    // printed the options it runs with.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let bench = |extra: Option<(&str, &str)>| {
+        let mut command = natter();
+        command.env("MIMALLOC_VERBOSE", "1");
+        if let Some((name, value)) = extra {
+            command.env(name, value);
+        }
+        command.args(["bench", &url, "--scenario", "connect", "--clients", "1"]);
+        String::from_utf8_lossy(&run_bounded(&mut command).stderr).into_owned()
+    };
+    let tuned = bench(None);
+    assert!(tuned.contains("option 'arena_eager_commit': 1"), "{tuned}");
+    assert!(tuned.contains("option 'purge_delay': -1"), "{tuned}");
+    let own = bench(Some(("MIMALLOC_PURGE_DELAY", "250")));
+    assert!(own.contains("option 'purge_delay': 250"), "{own}");
+    assert!(!own.contains("option 'arena_eager_commit': 1"), "{own}");
+}
