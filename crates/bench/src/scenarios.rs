@@ -180,7 +180,9 @@ async fn traffic_run(plan: &Plan, progress: Arc<Progress>, room: bool) -> Result
     let mut latency = new_histogram();
     let mut errors = Errors::default();
     for o in &outcomes {
-        let _ = latency.add(&o.latency);
+        for &age in &o.latency_ns {
+            let _ = latency.record(age);
+        }
         if let Some(e) = &o.error {
             errors.add(e.clone());
         }
