@@ -18,11 +18,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::ranges::RangeSet;
 use crate::send_stream::LINE_PREFIX_LEN;
 
-/// Capacity the buffer keeps once everything in it was read; a larger one is given
-/// back, so that a session that once had a burst does not keep its peak. A busy
-/// receiver empties its buffer after every burst (about 64 KiB with GRO), so below
-/// that it would allocate and fault in a fresh buffer each time. While the buffer is
-/// in use, the space of the lines read is reused in place.
+/// Capacity an idle session's buffer keeps; a larger one is given back, so that a
+/// session that once had a burst does not keep its peak. It is given back only once
+/// the session's timers find the buffer empty ([`RecvStream::release_idle`]), not each
+/// time it empties: a busy receiver empties it after nearly every burst, and giving
+/// it back then meant allocating and faulting in a fresh one for the next. While the
+/// buffer is in use, the space of the lines read is reused in place.
 const KEEP_WHEN_EMPTY: usize = 128 * 1024;
 
 /// Most the buffer grows to in one step (a window configured larger than this is
@@ -183,8 +184,19 @@ impl RecvStream {
     fn consumed(&mut self, n: usize) {
         self.buf.advance(n);
         self.base += n as u64;
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_WHEN_EMPTY {
-            // Everything was read: an idle session keeps no large buffer.
+    }
+
+    /// Gives back a large buffer that holds nothing: called when the session's timers
+    /// fire, so that an idle session keeps no large buffer.
+    pub(crate) fn release_idle(&mut self) {
+        if !self.buf.is_empty() {
+            return;
+        }
+        // Its capacity counts from where reading stopped: asking for one byte more
+        // makes it take back the space of what was read, if any (no copy: there is
+        // nothing to move), so that the capacity is the whole allocation.
+        let _ = self.buf.try_reclaim(self.buf.capacity() + 1);
+        if self.buf.capacity() > KEEP_WHEN_EMPTY {
             self.buf = BytesMut::new();
         }
     }
@@ -285,6 +297,30 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(r.poll_lines(1000, &mut out), lines.len());
         assert!(out.iter().zip(&lines).all(|(got, sent)| got == sent));
+    }
+
+    #[test]
+    fn a_large_buffer_is_kept_while_busy_and_given_back_when_idle() {
+        let line = vec![b'x'; 1000];
+        let stream = framed(&vec![line.as_slice(); 200]);
+        let mut r = RecvStream::new(256 * 1024);
+        for (chunk, at) in stream.chunks(1200).zip((0u64..).step_by(1200)) {
+            r.on_data(at, chunk).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(r.poll_lines(1000, &mut out), 200);
+        assert!(r.buf.is_empty());
+        assert!(r.buf.try_reclaim(r.buf.capacity() + 1));
+        assert!(
+            r.buf.capacity() > KEEP_WHEN_EMPTY,
+            "kept for the next burst"
+        );
+        r.release_idle();
+        assert_eq!(r.buf.capacity(), 0, "given back once idle");
+        // And it still works afterwards.
+        let next = framed(&[b"after"]);
+        r.on_data(stream.len() as u64, &next).unwrap();
+        assert_eq!(r.poll_line().unwrap(), &b"after"[..]);
     }
 
     #[test]

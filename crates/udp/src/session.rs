@@ -893,6 +893,7 @@ impl Session {
             // Nothing to send when a timer is due: the last burst is over.
             self.send.release_idle();
         }
+        self.recv.release_idle();
         if self.loss_time.is_some_and(|t| now >= t) {
             self.detect_lost(now);
         }
