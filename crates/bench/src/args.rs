@@ -57,7 +57,9 @@ impl Scenario {
     natter bench tcp://127.0.0.1:6667 --scenario idle --clients 5000 --pid $(pidof natter)\n  \
     natter bench udp://127.0.0.1:6667 --scenario fanout-paced --json fanout.json\n\n\
     Only loopback targets are measured unless --allow-remote is given. Every run stops by\n\
-    itself: after its counts, or after --timeout seconds with what it got so far (exit 2).")]
+    itself: after its counts, or after --timeout seconds with what it got so far (exit 2).\n\
+    The generator keeps the memory it takes (it runs itself with MIMALLOC_ARENA_EAGER_COMMIT=1\n\
+    and MIMALLOC_PURGE_DELAY=-1 unless either is set), so that page faults do not slow it.")]
 pub struct BenchArgs {
     /// The server: tcp://HOST:PORT (any IRC server) or udp://HOST:PORT (natter's
     /// reliable UDP mode)
