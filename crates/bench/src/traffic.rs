@@ -5,8 +5,9 @@
 //! Pipelined senders write prebuilt chunks of [`Plan::sample`] lines in one `write`
 //! each; the first line of each chunk carries the send time, patched in just before the
 //! write. Paced senders stamp every message. Receivers count deliveries with
-//! [`crate::scan`] and put each timestamp's age into their own HDR histogram, merged at
-//! the end.
+//! [`crate::scan`] and keep each timestamp's age, put into one HDR histogram at the
+//! end; over reliable UDP they count in the session's own task, where the lines
+//! arrive.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -321,8 +322,24 @@ async fn send_lines(sink: &mut Sink, s: &Sending, shared: &Shared) -> (u64, Opti
     (sent, None)
 }
 
+/// What a reliable UDP client's session task counts for it: the deliveries it took
+/// where they arrived, with their latency samples.
+#[derive(Default)]
+struct UdpTally {
+    received: AtomicU64,
+    latency_ns: std::sync::Mutex<Vec<u64>>,
+    /// When `received` reached what the client expects, taken right then: the task
+    /// told (`done`) wakes a little later.
+    done_at: std::sync::Mutex<Option<Instant>>,
+    done: tokio::sync::Notify,
+}
+
 /// The same over natter's reliable UDP: the sender writes through a second handle into
-/// the session while this task reads.
+/// the session while this task reads. Deliveries are counted in the session's own task
+/// as they arrive (`Connection::take_lines_with`), where they lie in its receive
+/// buffer: copying each line out and handing it to this task cost the generator about
+/// twice the server's CPU per delivery. What else comes (PING, ERROR) reaches this task
+/// as before.
 async fn run_udp(
     mut conn: natter_client::Connection,
     sending: Option<Sending>,
@@ -331,6 +348,28 @@ async fn run_udp(
     deadline: Instant,
 ) -> Outcome {
     let mut out = Outcome::nothing_yet();
+    let tally = Arc::new(UdpTally::default());
+    let counting = tally.clone();
+    let clock = shared.clone();
+    conn.take_lines_with(Box::new(move |line| {
+        let Line::Privmsg { stamp } = classify(line) else {
+            return false;
+        };
+        if let Some(sent) = stamp {
+            let age = clock.now_ns().saturating_sub(sent).max(1);
+            if let Ok(mut samples) = counting.latency_ns.lock() {
+                samples.push(age);
+            }
+        }
+        clock.progress.add(1);
+        if counting.received.fetch_add(1, Ordering::Relaxed) + 1 == expect {
+            if let Ok(mut done_at) = counting.done_at.lock() {
+                *done_at = Some(Instant::now());
+            }
+            counting.done.notify_one();
+        }
+        true
+    }));
     let writer = match sending {
         Some(s) => match conn.line_sender() {
             Some(lines) => Some(spawn_sender(Sink::Udp(lines), s, shared.clone(), deadline)),
@@ -344,18 +383,20 @@ async fn run_udp(
     let mut pongs = Vec::new();
     let stop = tokio::time::sleep_until(deadline);
     tokio::pin!(stop);
-    while out.received < expect {
+    while tally.received.load(Ordering::Relaxed) < expect {
         tokio::select! {
+            () = tally.done.notified() => {}
             line = conn.recv_raw() => match line {
                 Ok(Some(line)) => {
-                    // This line and every one that arrived with it: one wake for the
-                    // batch, as the TCP path reads a buffer at a time.
+                    // Lines the session task did not take (and any delivery that
+                    // arrived before it was told to take them): this one and every one
+                    // that arrived with it, for one wake.
                     let mut n = 0;
                     on_line(classify(&line), &shared, &mut n, &mut out, &mut pongs);
                     while let Ok(Some(line)) = conn.try_recv_raw() {
                         on_line(classify(&line), &shared, &mut n, &mut out, &mut pongs);
                     }
-                    out.received += n;
+                    tally.received.fetch_add(n, Ordering::Relaxed);
                     shared.progress.add(n);
                     if !pongs.is_empty() {
                         let _ = conn.send_raw(&pongs).await;
@@ -374,8 +415,13 @@ async fn run_udp(
             () = &mut stop => break,
         }
     }
+    out.received = tally.received.load(Ordering::Relaxed);
     if out.received >= expect {
-        out.done_at = Some(Instant::now());
+        let taken_at = tally.done_at.lock().ok().and_then(|at| *at);
+        out.done_at = Some(taken_at.unwrap_or_else(Instant::now));
+    }
+    if let Ok(mut samples) = tally.latency_ns.lock() {
+        out.latency_ns.append(&mut samples);
     }
     join_sender(writer, &mut out).await;
     out.keep = Some(Kept::Udp(Box::new(conn)));

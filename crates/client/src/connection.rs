@@ -123,6 +123,21 @@ impl Connection {
         }
     }
 
+    /// Over `udp://`, shows every line from now on to `taker` in the session's own
+    /// task, where the line lies in the receive buffer: a line it takes (true) is
+    /// neither copied nor seen by [`Connection::recv_raw`]; the others are, in order.
+    /// For a reader that can deal with most lines on the spot (`natter bench` counts
+    /// deliveries this way). False over other transports, where nothing changes.
+    pub fn take_lines_with(&self, taker: crate::LineTaker) -> bool {
+        match &self.transport {
+            Transport::Udp(udp) => {
+                udp.take_lines_with(taker);
+                true
+            }
+            Transport::Stream { .. } => false,
+        }
+    }
+
     /// The next line from the server, as raw bytes; `None` once the server closed.
     pub async fn recv_raw(&mut self) -> Result<Option<Bytes>, ClientError> {
         let (reader, framer) = match &mut self.transport {

@@ -20,4 +20,4 @@ pub use target::{Target, TargetError};
 
 /// The reliable session's settings, for [`Connection::connect_with`].
 pub use natter_udp::Config as UdpConfig;
-pub use udp::{client_config as udp_config, LineSender, CLIENT_INITIAL_RTO};
+pub use udp::{client_config as udp_config, LineSender, LineTaker, CLIENT_INITIAL_RTO};

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -75,6 +76,15 @@ pub fn client_config() -> Config {
 /// Longest line the reliable mode frames (its length prefix is a u16).
 const MAX_LINE: usize = u16::MAX as usize;
 
+/// Takes lines where they arrive, in the session's task, before they are copied out
+/// for the connection: returns true for a line it dealt with (it then goes no
+/// further), false for one the connection should see. See
+/// [`crate::Connection::take_lines_with`].
+pub type LineTaker = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// Where the connection puts a [`LineTaker`] for its task to use.
+type TakerSlot = Arc<std::sync::Mutex<Option<LineTaker>>>;
+
 /// What the task hands the connection.
 enum Incoming {
     /// Lines received, in order (never empty).
@@ -98,6 +108,8 @@ pub(crate) struct UdpTransport {
     task: Option<JoinHandle<()>>,
     /// The session's end was reported: from now on `recv_line` says end of stream.
     ended: bool,
+    /// Shared with the task, which shows each line to the taker in it, if any.
+    taker: TakerSlot,
 }
 
 /// Aborts the task if `connect` is abandoned (timed out, cancelled) before it returns.
@@ -154,7 +166,9 @@ impl UdpTransport {
         let (in_tx, in_rx) = mpsc::channel(CHANNEL_BATCHES);
         let (connected_tx, connected_rx) = oneshot::channel();
         let session = Session::connect(Instant::now(), server, random_nonce(), config);
+        let taker = TakerSlot::default();
         let driver = Driver {
+            taker: taker.clone(),
             socket,
             server,
             session,
@@ -178,6 +192,7 @@ impl UdpTransport {
                 framer: LineFramer::new(MAX_LINE),
                 task: guard.0.take(),
                 ended: false,
+                taker,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::other(
@@ -200,6 +215,15 @@ impl UdpTransport {
             outgoing: self.outgoing.clone()?,
             framer: LineFramer::new(MAX_LINE),
         })
+    }
+
+    /// From now on, shows every line to `taker` in the session's task first; only the
+    /// lines it does not take reach `recv_line`. Lines already handed over are not
+    /// shown to it.
+    pub(crate) fn take_lines_with(&self, taker: LineTaker) {
+        if let Ok(mut slot) = self.taker.lock() {
+            *slot = Some(taker);
+        }
     }
 
     /// The next line from the server; `Ok(None)` once the session ended in order.
@@ -384,6 +408,8 @@ struct Driver {
     close_deadline: Option<Instant>,
     /// A socket error that fails the handshake.
     failure: Option<io::Error>,
+    /// The connection's [`LineTaker`], if it gave one.
+    taker: TakerSlot,
 }
 
 impl Driver {
@@ -567,7 +593,14 @@ impl Driver {
                 return;
             };
             let mut lines = Vec::new();
-            self.session.poll_lines(BATCH_LINES, &mut lines);
+            let taken = match self.taker.lock().as_deref_mut() {
+                Ok(Some(taker)) => self.session.poll_lines_with(BATCH_LINES, &mut lines, taker),
+                _ => self.session.poll_lines(BATCH_LINES, &mut lines),
+            };
+            if taken > 0 && lines.is_empty() {
+                // Every line was taken where it lay: look for more.
+                continue;
+            }
             let item = if !lines.is_empty() {
                 Incoming::Lines(lines)
             } else {

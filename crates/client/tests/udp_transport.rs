@@ -130,6 +130,49 @@ async fn lines_go_both_ways_in_order() {
     assert!(conn.recv().await.expect("end of stream").is_none());
 }
 
+/// A taker sees every line where it arrives, in order; what it takes never reaches
+/// `recv`, and the rest still does, in order.
+#[tokio::test]
+async fn lines_taken_in_the_session_task_skip_the_reader_and_the_rest_still_come() {
+    let server = echo_server().await;
+    let mut conn = tokio::time::timeout(WAIT, Connection::connect(&Target::udp_addr(server)))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let installed = conn.take_lines_with(Box::new(move |line| {
+        let text = String::from_utf8_lossy(line).into_owned();
+        let take = text.contains(":take ");
+        let _ = seen_tx.send(text);
+        take
+    }));
+    assert!(installed);
+    let count = 1000;
+    for i in 0..count {
+        let word = if i % 10 == 0 { "keep" } else { "take" };
+        tokio::time::timeout(WAIT, conn.send(&format!("PRIVMSG echo :{word} {i}")))
+            .await
+            .expect("send makes progress")
+            .expect("send");
+    }
+    for i in (0..count).step_by(10) {
+        let msg = conn.recv_within(WAIT, "a kept echo").await.expect("echo");
+        assert_eq!(msg.params[1], format!("PRIVMSG echo :keep {i}"));
+    }
+    for i in 0..count {
+        let seen = tokio::time::timeout(WAIT, seen_rx.recv())
+            .await
+            .expect("the taker saw every line in time")
+            .expect("a line");
+        assert!(seen.ends_with(&format!(" {i}")), "{seen} for {i}");
+    }
+    tokio::time::timeout(WAIT, conn.shutdown())
+        .await
+        .expect("the close ends in time")
+        .expect("orderly close");
+    assert!(conn.recv().await.expect("end of stream").is_none());
+}
+
 #[tokio::test]
 async fn ipv6_works_with_the_address_in_brackets() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {

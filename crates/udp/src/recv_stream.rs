@@ -136,30 +136,62 @@ impl RecvStream {
     /// Up to `max` complete lines, in order, each exactly once, appended to `out`;
     /// returns how many. They are copied out together, into one allocation that
     /// each line is a slice of.
+    #[cfg(test)]
     pub(crate) fn poll_lines(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
+        self.poll_lines_with(max, out, &mut |_| false)
+    }
+
+    /// As [`RecvStream::poll_lines`], but each line is first shown to `take`, where it
+    /// lies in the buffer; a line `take` says it took (true) is consumed without being
+    /// copied, and only the others are appended to `out`. Returns how many lines were
+    /// consumed in all.
+    pub(crate) fn poll_lines_with(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Bytes>,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> usize {
         let avail = usize::try_from(self.contiguous_end() - self.base).unwrap_or(usize::MAX);
         let avail = avail.min(self.buf.len());
-        // Where each line lies in the buffer, as (start, end) past its prefix.
-        let mut spans = Vec::new();
+        // Where each line not taken lies in the buffer, as (start, end) past its prefix.
+        let mut kept = Vec::new();
+        let mut lines = 0;
         let mut at = 0;
-        while spans.len() < max && at + LINE_PREFIX_LEN <= avail {
+        while lines < max && at + LINE_PREFIX_LEN <= avail {
             let len = match self.buf.get(at..at + LINE_PREFIX_LEN) {
                 Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
                 _ => break,
             };
-            if at + LINE_PREFIX_LEN + len > avail {
+            let (from, to) = (at + LINE_PREFIX_LEN, at + LINE_PREFIX_LEN + len);
+            if to > avail {
                 break;
             }
-            spans.push((at + LINE_PREFIX_LEN, at + LINE_PREFIX_LEN + len));
-            at += LINE_PREFIX_LEN + len;
+            if !take(self.buf.get(from..to).unwrap_or_default()) {
+                kept.push((from, to));
+            }
+            lines += 1;
+            at = to;
         }
-        if spans.is_empty() {
+        if lines == 0 {
             return 0;
         }
-        let block = Bytes::copy_from_slice(self.buf.get(..at).unwrap_or_default());
-        out.extend(spans.iter().map(|&(from, to)| block.slice(from..to)));
+        if kept.len() == lines {
+            let block = Bytes::copy_from_slice(self.buf.get(..at).unwrap_or_default());
+            out.extend(kept.iter().map(|&(from, to)| block.slice(from..to)));
+        } else if !kept.is_empty() {
+            let mut block = BytesMut::with_capacity(kept.iter().map(|(f, t)| t - f).sum());
+            for &(from, to) in &kept {
+                block.extend_from_slice(self.buf.get(from..to).unwrap_or_default());
+            }
+            let block = block.freeze();
+            let mut start = 0;
+            for &(from, to) in &kept {
+                out.push(block.slice(start..start + (to - from)));
+                start += to - from;
+            }
+        }
         self.consumed(at);
-        spans.len()
+        lines
     }
 
     /// Makes the buffer hold at least `len` bytes. It never needs more than the window
@@ -264,6 +296,41 @@ mod tests {
             .unwrap();
         assert_eq!(r.poll_line().unwrap(), &b"four"[..]);
         assert_eq!(r.poll_lines(10, &mut out), 0);
+    }
+
+    #[test]
+    fn lines_taken_where_they_lie_are_not_handed_out_and_the_rest_keep_their_order() {
+        let bytes = framed(&[
+            b"PRIVMSG 1",
+            b"PING a",
+            b"PRIVMSG 2",
+            b"PING b",
+            b"PRIVMSG 3",
+        ]);
+        let mut r = RecvStream::new(1000);
+        r.on_data(0, &bytes).unwrap();
+        let mut seen = Vec::new();
+        let mut take = |line: &[u8]| {
+            seen.push(line.to_vec());
+            line.starts_with(b"PRIVMSG")
+        };
+        let mut out = Vec::new();
+        assert_eq!(r.poll_lines_with(4, &mut out, &mut take), 4);
+        assert_eq!(out, vec![&b"PING a"[..], &b"PING b"[..]]);
+        assert_eq!(r.poll_lines_with(10, &mut out, &mut take), 1);
+        assert_eq!(out.len(), 2, "the last line was taken");
+        assert_eq!(seen.len(), 5);
+        assert_eq!(seen[2], b"PRIVMSG 2");
+        assert_eq!(
+            r.max_offset(),
+            1000 + bytes.len() as u64,
+            "all of it consumed"
+        );
+        // A line taken by nobody still comes out whole.
+        let more = framed(&[b"after"]);
+        r.on_data(bytes.len() as u64, &more).unwrap();
+        assert_eq!(r.poll_lines_with(10, &mut out, &mut |_| false), 1);
+        assert_eq!(out[2], &b"after"[..]);
     }
 
     #[test]

@@ -415,7 +415,21 @@ impl Session {
     /// calling [`Session::poll_line`] that often, but the lines share one allocation
     /// (each is a slice of it): for a reader that takes lines in bulk.
     pub fn poll_lines(&mut self, max: usize, out: &mut Vec<Bytes>) -> usize {
-        let n = self.recv.poll_lines(max, out);
+        self.poll_lines_with(max, out, &mut |_| false)
+    }
+
+    /// As [`Session::poll_lines`], but each line is first shown to `take` where it lies
+    /// in the receive buffer; those it took (true) are not copied nor appended to
+    /// `out`. Returns how many lines were taken out of the session in all. For a
+    /// reader that can deal with most lines on the spot, such as a load generator
+    /// counting them.
+    pub fn poll_lines_with(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Bytes>,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> usize {
+        let n = self.recv.poll_lines_with(max, out, take);
         if n > 0 {
             self.stats.lines_received += n as u64;
             if self.recv.max_offset() >= self.last_advertised_max + self.recv.window() / 2 {
