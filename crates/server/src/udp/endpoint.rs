@@ -38,6 +38,15 @@ use crate::tracker::Tracked;
 /// at line boundaries: it fits the minimum IPv6 MTU, so nothing is fragmented.
 const MAX_DATAGRAM: usize = natter_udp::wire::MAX_DATAGRAM_SIZE;
 
+/// Datagrams built in a round are sent once they hold this many bytes, not only at the
+/// round's end. A round of a busy fan-out builds every session's window, megabytes,
+/// and by the time the last were built the first had left the cache for the kernel to
+/// copy from; sending after about one session's window (a window is at most 75 KiB)
+/// keeps them warm and costs no more system calls, since each session's datagrams
+/// go in calls of their own anyway. Ten alternated UDP fan-outs: 3.42M against
+/// 3.21M deliveries/s, server CPU 595 against 629 ms (16 KiB and 256 KiB did less).
+const OUTBOX_SEND_BYTES: usize = 64 * 1024;
+
 /// Lines of a plain-mode session that may wait for flood control; beyond this they
 /// are dropped (and counted): plain mode is best effort, and a plain peer cannot be
 /// slowed down any other way. Reliable sessions wait instead (their lines stay in the
@@ -723,7 +732,9 @@ impl UdpEndpoint {
         self.io.gather(conn.local, &mut self.outbox, |buf| {
             session.poll_transmit_into(now, buf)
         });
-        if r.session.is_drained() && all_read {
+        let drained = r.session.is_drained();
+        self.send_if_full().await;
+        if drained && all_read {
             self.remove(id, "Connection closed").await;
         } else {
             self.reschedule(id);
@@ -815,6 +826,17 @@ impl UdpEndpoint {
         self.stats.bytes_sent += self.outbox.byte_count() as u64;
         self.publish();
         if !self.outbox.is_empty() {
+            self.io.send_all(&self.outbox).await;
+            self.outbox.clear();
+        }
+    }
+
+    /// Sends what is queued once it holds [`OUTBOX_SEND_BYTES`], without waiting for
+    /// the end of the round (the counters are published then, with the rest).
+    async fn send_if_full(&mut self) {
+        if self.outbox.byte_count() >= OUTBOX_SEND_BYTES {
+            self.stats.datagrams_sent += self.outbox.datagram_count() as u64;
+            self.stats.bytes_sent += self.outbox.byte_count() as u64;
             self.io.send_all(&self.outbox).await;
             self.outbox.clear();
         }
