@@ -822,21 +822,28 @@ impl UdpEndpoint {
     /// Publishes the counters, then sends what is queued: a peer that has its answer
     /// can already read counters that include whatever caused it.
     async fn flush(&mut self) {
-        self.stats.datagrams_sent += self.outbox.datagram_count() as u64;
-        self.stats.bytes_sent += self.outbox.byte_count() as u64;
+        self.count_sent();
         self.publish();
-        if !self.outbox.is_empty() {
-            self.io.send_all(&self.outbox).await;
-            self.outbox.clear();
-        }
+        self.send_outbox().await;
     }
 
     /// Sends what is queued once it holds [`OUTBOX_SEND_BYTES`], without waiting for
     /// the end of the round (the counters are published then, with the rest).
     async fn send_if_full(&mut self) {
         if self.outbox.byte_count() >= OUTBOX_SEND_BYTES {
-            self.stats.datagrams_sent += self.outbox.datagram_count() as u64;
-            self.stats.bytes_sent += self.outbox.byte_count() as u64;
+            self.count_sent();
+            self.send_outbox().await;
+        }
+    }
+
+    /// Counts what is queued as sent.
+    fn count_sent(&mut self) {
+        self.stats.datagrams_sent += self.outbox.datagram_count() as u64;
+        self.stats.bytes_sent += self.outbox.byte_count() as u64;
+    }
+
+    async fn send_outbox(&mut self) {
+        if !self.outbox.is_empty() {
             self.io.send_all(&self.outbox).await;
             self.outbox.clear();
         }
