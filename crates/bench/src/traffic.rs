@@ -338,8 +338,8 @@ struct UdpTally {
 /// the session while this task reads. Deliveries are counted in the session's own task
 /// as they arrive (`Connection::take_lines_with`), where they lie in its receive
 /// buffer: copying each line out and handing it to this task cost the generator about
-/// twice the server's CPU per delivery. What else comes (PING, ERROR) reaches this task
-/// as before.
+/// as much CPU per delivery as the server spent, so the generator set the UDP figure.
+/// What else comes (PING, ERROR) reaches this task as before.
 async fn run_udp(
     mut conn: natter_client::Connection,
     sending: Option<Sending>,
