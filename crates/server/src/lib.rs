@@ -19,6 +19,7 @@ mod hub_task;
 mod listener;
 pub mod open_files;
 pub mod password;
+mod queued_lines;
 mod send_queue;
 mod server;
 mod store_worker;

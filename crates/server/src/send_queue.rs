@@ -9,6 +9,8 @@ use std::task::Waker;
 
 use bytes::Bytes;
 use natter_hub::ClientId;
+
+use crate::queued_lines::QueuedLines;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
@@ -53,7 +55,7 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
-    lines: VecDeque<Bytes>,
+    lines: QueuedLines,
     /// Bytes queued or taken by the connection and not yet written: what the budget
     /// bounds.
     queued: usize,
@@ -97,6 +99,9 @@ pub(crate) struct SendQueue {
     /// a hundred more than routing the line did (the lock's atomic instructions wait
     /// for every store before them, and each store lands in another client's queue).
     staged: Vec<Bytes>,
+    /// The bytes of `staged`, counted as they come rather than read back at the flush
+    /// from lines by then out of the cache.
+    staged_bytes: usize,
     /// Set for a queue drained by the UDP task rather than by a connection task of its
     /// own (boxed: a TCP client, the common case, then pays one pointer for it).
     /// Declared last so that it drops last: its final wake comes after the queue has
@@ -233,6 +238,7 @@ pub(crate) fn send_queue_with_waker(
         SendQueue {
             shared: Arc::clone(&shared),
             staged: Vec::new(),
+            staged_bytes: 0,
             waker: waker.map(Box::new),
         },
         Outgoing {
@@ -259,6 +265,7 @@ impl SendQueue {
         if first && self.staged.capacity() == 0 {
             self.staged = spare.take();
         }
+        self.staged_bytes += line.len();
         self.staged.push(line);
         first
     }
@@ -268,8 +275,9 @@ impl SendQueue {
     /// that has already ended are dropped quietly.
     pub(crate) fn flush(&mut self, spare: &mut StagingBuffers) -> Result<(), Overflow> {
         let mut staged = std::mem::take(&mut self.staged);
-        let bytes = staged.iter().map(Bytes::len).sum();
-        let handed = self.hand_over(bytes, |lines| lines.extend(staged.drain(..)));
+        let bytes = std::mem::take(&mut self.staged_bytes);
+        // The queue may keep the buffer and give back another.
+        let handed = self.hand_over(bytes, |lines| lines.append(&mut staged));
         staged.clear();
         spare.give(staged);
         handed
@@ -277,11 +285,7 @@ impl SendQueue {
 
     /// Adds `bytes` of lines to the queue with `add`, unless they would exceed its
     /// budget, and wakes whoever drains it.
-    fn hand_over(
-        &self,
-        bytes: usize,
-        add: impl FnOnce(&mut VecDeque<Bytes>),
-    ) -> Result<(), Overflow> {
+    fn hand_over(&self, bytes: usize, add: impl FnOnce(&mut QueuedLines)) -> Result<(), Overflow> {
         let waker = {
             let mut state = self.shared.lock();
             if state.abandoned {
@@ -341,8 +345,8 @@ impl Outgoing {
     }
 
     /// For the UDP task, which drains many queues itself: counts `written` bytes as
-    /// written and moves every queued line into `batch` (which must be empty), under
-    /// one lock. Returns `false` when the queue has ended and nothing is left.
+    /// written and moves the oldest queued lines into `batch` (which must be empty),
+    /// under one lock. Returns `false` when the queue has ended and nothing is left.
     ///
     /// The queue and `batch` trade buffers, so a busy queue grows none. An empty queue
     /// gives up its memory only once `batch` has none (the reader found its peer
@@ -353,19 +357,19 @@ impl Outgoing {
         let mut state = self.lines.shared.lock();
         state.queued = state.queued.saturating_sub(written);
         if state.lines.is_empty() {
-            if batch.capacity() == 0 && state.lines.capacity() > 0 {
-                state.lines = VecDeque::new();
+            if batch.capacity() == 0 {
+                state.lines.release();
             }
             return !state.closed;
         }
-        std::mem::swap(&mut state.lines, batch);
+        state.lines.take_front(batch);
         true
     }
 
     /// Looks at the queue for the connection task woken by `waker`, under one lock:
     /// counts `written` bytes as written, remembers `waker` for the next line, the
-    /// stop signal or the end of the queue, and moves every queued line into `batch`
-    /// if `batch` is empty. An empty queue gives up its memory.
+    /// stop signal or the end of the queue, and moves the oldest queued lines into
+    /// `batch` if `batch` is empty. An empty queue gives up its memory.
     pub(crate) fn look(
         &mut self,
         waker: &Waker,
@@ -384,11 +388,9 @@ impl Outgoing {
         }
         if batch.is_empty() {
             if state.lines.is_empty() {
-                if state.lines.capacity() > 0 {
-                    state.lines = VecDeque::new();
-                }
+                state.lines.release();
             } else {
-                std::mem::swap(&mut state.lines, batch);
+                state.lines.take_front(batch);
             }
         }
         if state.closed && state.lines.is_empty() {
@@ -403,7 +405,7 @@ impl Drop for Outgoing {
     fn drop(&mut self) {
         let mut state = self.lines.shared.lock();
         state.abandoned = true;
-        state.lines = VecDeque::new();
+        state.lines = QueuedLines::default();
         state.queued = 0;
         // The task that held this end is done: its memory need not wait for the hub
         // task to drop the other end.
