@@ -240,7 +240,8 @@ def main():
         if total:
             share = f"{udp / tcp * 100:.0f}% of TCP" if udp and tcp else "—"
             lines.append(f"- Reliable UDP fan-out: {fmt(udp, 'fanout')} deliveries/s "
-                         f"({ok}/{total} runs completed), {share} (target: at least 80%).")
+                         f"({ok}/{total} runs completed, each right after natter's TCP fan-out), "
+                         f"{share} (target: at least 80%).")
             failed = [j for j in runs.get(("natter", "fanout-udp"), []) if not j.get("complete")]
             for j in failed[:1]:
                 res = j["results"]
