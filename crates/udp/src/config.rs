@@ -3,6 +3,12 @@
 use std::time::Duration;
 
 use crate::rtt;
+use crate::wire::MAX_DATAGRAM_SIZE;
+
+/// The largest datagram a session ever sends, headers included, whatever the path
+/// carries: a jumbo Ethernet frame's payload under IPv6 (9000 - 40 - 8). Beyond it a
+/// datagram saves little more per line, and a lost one costs more to send again.
+pub const MAX_DATAGRAM_LIMIT: usize = 8952;
 
 /// The flow-control credit each side may assume before the peer's first ACK says
 /// otherwise: every receiver must accept at least this much (and so must configure a
@@ -48,6 +54,11 @@ pub struct Config {
     /// Receive window: how many bytes past what the application has read the peer may
     /// send. At least [`INITIAL_MAX_OFFSET`].
     pub recv_window: u64,
+    /// The largest datagram path MTU discovery may try, headers included: what the
+    /// local interface toward the peer carries, less the IP and UDP headers. At the
+    /// base size ([`MAX_DATAGRAM_SIZE`], the default) the session never probes; above
+    /// [`MAX_DATAGRAM_LIMIT`] it is cut to that.
+    pub max_datagram_size: usize,
 }
 
 impl Default for Config {
@@ -66,6 +77,7 @@ impl Default for Config {
             min_window: 2,
             send_buffer: 256 * 1024,
             recv_window: 256 * 1024,
+            max_datagram_size: MAX_DATAGRAM_SIZE,
         }
     }
 }
@@ -79,6 +91,9 @@ impl Config {
         self.initial_window = self.initial_window.clamp(self.min_window, self.max_window);
         self.recv_window = self.recv_window.max(INITIAL_MAX_OFFSET);
         self.send_buffer = self.send_buffer.max(2);
+        self.max_datagram_size = self
+            .max_datagram_size
+            .clamp(MAX_DATAGRAM_SIZE, MAX_DATAGRAM_LIMIT);
         self.max_rto = self.max_rto.max(self.min_rto);
         self.keepalive = self.keepalive.max(Duration::from_millis(1));
         self.idle_timeout = self.idle_timeout.max(self.keepalive);

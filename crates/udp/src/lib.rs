@@ -42,6 +42,7 @@ mod config;
 mod congestion;
 pub mod cookie;
 mod listener;
+mod path_mtu;
 mod ranges;
 mod recovery;
 mod recv_stream;

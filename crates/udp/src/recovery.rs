@@ -38,6 +38,9 @@ pub(crate) struct SentPacket {
     pub(crate) stream: StreamRanges,
     pub(crate) ping: bool,
     pub(crate) close: bool,
+    /// A path MTU probe of this many bytes (0 for any other packet): its loss is not
+    /// congestion, and it carries nothing to send again.
+    pub(crate) probe: u16,
     /// False once declared lost (kept a while so a late ACK still frees its bytes).
     pub(crate) in_flight: bool,
 }
@@ -297,6 +300,7 @@ mod tests {
             },
             ping: false,
             close: false,
+            probe: 0,
             in_flight: true,
         }
     }

@@ -34,14 +34,13 @@ use crate::amplification::Budget;
 use crate::config::{Config, INITIAL_MAX_OFFSET};
 use crate::congestion::Window;
 use crate::cookie::{constant_time_eq, Cookie, Cookies, Purpose, RESET_TOKEN_LEN};
+use crate::path_mtu::PathMtu;
 use crate::recovery::{Recovery, SentPacket, StreamRanges};
 use crate::recv_stream::RecvStream;
 use crate::rtt::{RttEstimator, GRANULARITY};
 use crate::send_stream::{SendError, SendStream, LINE_PREFIX_LEN};
 use crate::stats::Stats;
-use crate::wire::{
-    self, AckFrame, Frame, Packet, MAX_DATAGRAM_SIZE, STREAM_FRAME_OVERHEAD, VERSION,
-};
+use crate::wire::{self, AckFrame, Frame, Packet, STREAM_FRAME_OVERHEAD, VERSION};
 
 /// Which end of the session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,8 +110,8 @@ pub enum Event {
 pub struct Transmit {
     /// Destination address.
     pub to: SocketAddr,
-    /// The datagram (at most [`MAX_DATAGRAM_SIZE`] bytes, except an Initial which is
-    /// exactly that).
+    /// The datagram: an Initial is exactly [`MAX_DATAGRAM_SIZE`](crate::wire::MAX_DATAGRAM_SIZE) bytes; others are at
+    /// most [`Session::max_datagram_size`] bytes.
     pub datagram: Vec<u8>,
 }
 
@@ -176,6 +175,8 @@ pub struct Session {
     rto_deadline: Option<Instant>,
     loss_time: Option<Instant>,
     send: SendStream,
+    /// How large a datagram the path carries.
+    mtu: PathMtu,
     peer_max_offset: u64,
     ping_pending: bool,
     close_pending: bool,
@@ -253,6 +254,7 @@ impl Session {
             rto_deadline: None,
             loss_time: None,
             send: SendStream::new(config.send_buffer),
+            mtu: PathMtu::new(config.max_datagram_size),
             peer_max_offset: INITIAL_MAX_OFFSET,
             ping_pending: false,
             close_pending: false,
@@ -695,6 +697,7 @@ impl Session {
         self.events.push_back(Event::Migrated { from, to });
         // What went to the old address is presumed lost: resend it to the new one now
         // rather than after a timeout. The new path's capacity is unknown: start over.
+        self.mtu.on_new_path(now);
         for p in self.recovery.declare_all_lost() {
             self.requeue(&p);
         }
@@ -768,6 +771,9 @@ impl Session {
         // only what lies above it is recorded as selectively acknowledged.
         self.send.ack_below(ack.cum_offset);
         for p in &acked.packets {
+            if p.probe > 0 {
+                self.mtu.on_probe_acked(usize::from(p.probe));
+            }
             if p.in_flight {
                 self.window.on_ack(p.time);
             }
@@ -804,6 +810,11 @@ impl Session {
         let (lost, next) = self.recovery.detect_lost(now, loss_delay);
         self.loss_time = next;
         for p in lost {
+            if p.probe > 0 {
+                // Too large for the path, most likely: not congestion.
+                self.mtu.on_probe_lost(usize::from(p.probe));
+                continue;
+            }
             self.window.on_loss(p.time, now);
             self.requeue(&p);
         }
@@ -811,6 +822,10 @@ impl Session {
 
     /// Puts what a lost packet carried back in the queue.
     fn requeue(&mut self, p: &SentPacket) {
+        if p.probe > 0 {
+            self.mtu.on_probe_lost(usize::from(p.probe));
+            return;
+        }
         self.stats.packets_lost += 1;
         for r in p.stream.iter() {
             self.send.on_lost(r);
@@ -924,7 +939,13 @@ impl Session {
         self.rto_deadline = None;
         self.stats.rto_expirations += 1;
         self.rtt.on_timeout();
-        let lost = self.recovery.declare_all_lost();
+        let mut lost = self.recovery.declare_all_lost();
+        lost.retain(|p| {
+            if p.probe > 0 {
+                self.mtu.on_probe_lost(usize::from(p.probe));
+            }
+            p.probe == 0
+        });
         if lost.is_empty() {
             if self.send.has_unacked_sent() && !self.send.has_lost() {
                 // Every packet was acknowledged, yet the peer's cumulative offset has not
@@ -939,6 +960,9 @@ impl Session {
             return;
         }
         self.window.on_timeout(now);
+        // Nothing in flight arrived: if the packets were larger than the base size,
+        // the path may have stopped carrying them.
+        self.mtu.on_black_hole_suspected(now);
         for p in &lost {
             self.requeue(p);
         }
@@ -1047,7 +1071,61 @@ impl Session {
             return None;
         }
         let session_id = self.session_id?;
+        if let Some(to) = self.probe_packet(now, session_id, out) {
+            return Some(to);
+        }
         self.data_packet(now, session_id, out)
+    }
+
+    /// Appends a path MTU probe to `out`, if one is due: a PING padded to the size to
+    /// try. Probes go only while lines wait to be sent, which is when larger datagrams
+    /// pay, and only within the send window.
+    fn probe_packet(
+        &mut self,
+        now: Instant,
+        session_id: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<SocketAddr> {
+        let ready = self.state == State::Established
+            && self.confirmed
+            && self.recovery.in_flight() < self.window.size()
+            && self.send.has_sendable(self.peer_max_offset);
+        if !ready {
+            return None;
+        }
+        let size = self.mtu.probe_due(now)?;
+        let probe = u16::try_from(size).ok()?;
+        let pn = self.next_pn;
+        let start = out.len();
+        wire::begin_data(out, session_id, pn);
+        Frame::Ping.encode(out);
+        // The rest is PADDING frames (zero bytes).
+        out.resize(start + size, 0);
+        wire::finish_data(out, start);
+        self.recovery.on_sent(
+            pn,
+            SentPacket {
+                time: now,
+                stream: StreamRanges::default(),
+                ping: false,
+                close: false,
+                probe,
+                in_flight: true,
+            },
+        );
+        self.mtu.on_probe_sent(size);
+        self.stats.mtu_probes_sent += 1;
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        self.next_pn += 1;
+        Some(self.remote)
+    }
+
+    /// The largest datagram the session builds now: the base size until path MTU
+    /// discovery proves a larger one.
+    pub fn max_datagram_size(&self) -> usize {
+        self.mtu.current()
     }
 
     /// The next datagram that is not a Data packet (Accept, PathChallenge,
@@ -1155,10 +1233,11 @@ impl Session {
         // The packet is built in place: header first, its length filled in at the end.
         let pn = self.next_pn;
         let start = out.len();
-        out.reserve(MAX_DATAGRAM_SIZE);
+        let size = self.mtu.current();
+        out.reserve(size);
         let buf = out;
         wire::begin_data(buf, session_id, pn);
-        let limit = start + MAX_DATAGRAM_SIZE;
+        let limit = start + size;
         // An ACK rides along only when it says something new: a packet arrived since
         // the last one, or the receive window moved. Repeating the same ACK in every
         // packet of a window cost both ends a frame to build, parse and process per
@@ -1185,6 +1264,7 @@ impl Session {
             stream: StreamRanges::default(),
             ping: false,
             close: false,
+            probe: 0,
             in_flight: true,
         };
         if want_eliciting {

@@ -48,6 +48,8 @@ pub struct Stats {
     pub path_challenges_sent: u64,
     /// Times the session moved to a validated new client address.
     pub migrations: u64,
+    /// Path MTU probes sent (a PING padded to a size to try).
+    pub mtu_probes_sent: u64,
     /// Retry packets acted on (client).
     pub retries: u64,
 }

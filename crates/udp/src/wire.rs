@@ -14,9 +14,11 @@ use crate::cookie::RESET_TOKEN_LEN;
 /// The protocol version this crate speaks, carried in the handshake packets.
 pub const VERSION: u8 = 1;
 
-/// The largest datagram this protocol ever sends, headers included. 1200 bytes fits in
-/// the minimum IPv6 MTU (1280) with room for IP and UDP headers, so no datagram is ever
-/// fragmented by IP (QUIC's reasoning, and its number).
+/// The base datagram size, headers included: every session starts at it, and sends
+/// larger datagrams only once path MTU discovery has proved the path carries them
+/// (`path_mtu`). 1200 bytes fits in the minimum IPv6 MTU (1280) with room for IP and
+/// UDP headers, so no datagram is ever fragmented by IP (QUIC's reasoning, and its
+/// number).
 pub const MAX_DATAGRAM_SIZE: usize = 1200;
 
 /// An Initial shorter than this is dropped: padding the client's first packet to full size

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use super::input_gate::InputGate;
 use super::plain::{Parsed, PlainMode, Registered, Stranger};
 use super::reliable::{quit_reason, ReliableConn};
+use super::route_mtu::route_payload_limit;
 use super::socket::{BatchSocket, Outbox, RecvBatch};
 use super::UdpStats;
 use crate::conn_limit::{ConnectionPermit, Refusal};
@@ -159,8 +160,8 @@ impl UdpEndpoint {
             listener: Listener::new(cookies.clone()),
             plain: PlainMode::new(cookies, server_name),
             session_config: Config {
-                // A full congestion window in flight (64 datagrams of at most 1200
-                // bytes) and more than half a window queued behind it: lines beyond
+                // A full congestion window in flight (64 datagrams of 1200 bytes, at
+                // the base size) and more than half a window queued behind it: lines beyond
                 // that wait in the hub's queue, whose budget counts them, rather
                 // than in a session's buffer, which would only grow (a copy per
                 // doubling, in fresh pages) to hold lines it cannot send yet.
@@ -448,7 +449,12 @@ impl UdpEndpoint {
                     }
                 };
                 let session_id = accept.session_id();
-                let session = accept.into_session(now, self.session_config.clone());
+                // Path MTU discovery may try up to what the route's first hop carries.
+                let config = Config {
+                    max_datagram_size: route_payload_limit(peer).unwrap_or(0),
+                    ..self.session_config.clone()
+                };
+                let session = accept.into_session(now, config);
                 let kind = Kind::Reliable(Box::new(ReliableConn::new(session)));
                 let Some(id) = self.open(now, peer, local, kind, permit).await else {
                     return;

@@ -13,6 +13,7 @@ mod endpoint;
 mod input_gate;
 mod plain;
 mod reliable;
+mod route_mtu;
 mod socket;
 mod token;
 

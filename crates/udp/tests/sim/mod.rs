@@ -65,6 +65,9 @@ pub struct Link {
     pub delay: Duration,
     /// Uniform extra delay in [0, jitter].
     pub jitter: Duration,
+    /// Largest datagram the path carries (UDP payload); larger ones are dropped, as a
+    /// router drops a packet too large to forward when fragmenting is forbidden.
+    pub mtu: usize,
 }
 
 impl Link {
@@ -75,6 +78,7 @@ impl Link {
             reorder: 0.0,
             delay: Duration::from_millis(20),
             jitter: Duration::ZERO,
+            mtu: usize::MAX,
         }
     }
 
@@ -85,6 +89,7 @@ impl Link {
             reorder: 0.1,
             delay: Duration::from_millis(20),
             jitter: Duration::from_millis(10),
+            mtu: usize::MAX,
         }
     }
 }
@@ -145,6 +150,8 @@ pub struct Sim {
     pub server_received_from: HashMap<SocketAddr, u64>,
     /// Datagrams the simulated network dropped.
     pub dropped: u64,
+    /// Datagrams larger than the link's MTU, dropped.
+    pub too_large: u64,
     /// When set, every datagram put on the wire is also recorded here.
     pub log: Option<Vec<Vec<u8>>>,
     /// Datagrams delivered to addresses nobody listens at: (from, to, bytes).
@@ -186,6 +193,7 @@ impl Sim {
             server_sent: Vec::new(),
             server_received_from: HashMap::new(),
             dropped: 0,
+            too_large: 0,
             log: None,
             stray: Vec::new(),
             steps: 0,
@@ -203,6 +211,10 @@ impl Sim {
     pub fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         if let Some(log) = &mut self.log {
             log.push(bytes.clone());
+        }
+        if bytes.len() > self.link.mtu {
+            self.too_large += 1;
+            return;
         }
         let copies = if self.rng.chance(self.link.duplicate) {
             2
