@@ -22,6 +22,13 @@ const WHOLE_BATCH_LINES: usize = 16;
 pub(crate) struct QueuedLines {
     /// The oldest lines; empty only when the whole queue is.
     front: VecDeque<Bytes>,
+    /// What only a queue that has fallen behind needs: boxed, so that every other
+    /// client (an idle one above all) pays one pointer for it.
+    behind: Option<Box<Behind>>,
+}
+
+#[derive(Debug, Default)]
+struct Behind {
     /// Batches handed over behind `front`, in order, none empty.
     later: VecDeque<Vec<Bytes>>,
     /// A buffer the connection emptied while more lines waited: given to the hub task
@@ -45,9 +52,10 @@ impl QueuedLines {
             let adopted = VecDeque::from(std::mem::take(batch));
             *batch = Vec::from(std::mem::replace(&mut self.front, adopted));
         } else if batch.len() >= WHOLE_BATCH_LINES {
-            self.later.push_back(std::mem::take(batch));
-            *batch = std::mem::take(&mut self.spare);
-        } else if let Some(last) = self.later.back_mut() {
+            let behind = self.behind.get_or_insert_with(Box::default);
+            behind.later.push_back(std::mem::take(batch));
+            *batch = std::mem::take(&mut behind.spare);
+        } else if let Some(last) = self.behind.as_mut().and_then(|b| b.later.back_mut()) {
             last.append(batch);
         } else {
             self.front.extend(batch.drain(..));
@@ -88,15 +96,18 @@ impl QueuedLines {
     /// Whether the queue holds memory beyond its own fields.
     #[cfg(test)]
     pub(crate) fn holds_memory(&self) -> bool {
-        self.front.capacity() > 0 || self.spare.capacity() > 0
+        self.front.capacity() > 0 || self.behind.is_some()
     }
 
     /// With `front` emptied, the next batch takes its place.
     fn advance(&mut self) {
-        if let Some(next) = self.later.pop_front() {
+        let Some(behind) = self.behind.as_mut() else {
+            return;
+        };
+        if let Some(next) = behind.later.pop_front() {
             let emptied = Vec::from(std::mem::replace(&mut self.front, VecDeque::from(next)));
-            if emptied.capacity() > self.spare.capacity() {
-                self.spare = emptied;
+            if emptied.capacity() > behind.spare.capacity() {
+                behind.spare = emptied;
             }
         }
     }
