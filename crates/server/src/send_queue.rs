@@ -9,10 +9,10 @@ use std::task::Waker;
 
 use bytes::Bytes;
 use natter_hub::ClientId;
-
-use crate::queued_lines::QueuedLines;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
+
+use crate::queued_lines::QueuedLines;
 
 /// Raised on a connection to end it at once, dropping what is queued: by the hub task
 /// when a client exceeds its SendQ. Lives in the queue's shared state: it costs a

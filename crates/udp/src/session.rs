@@ -110,8 +110,9 @@ pub enum Event {
 pub struct Transmit {
     /// Destination address.
     pub to: SocketAddr,
-    /// The datagram: an Initial is exactly [`MAX_DATAGRAM_SIZE`](crate::wire::MAX_DATAGRAM_SIZE) bytes; others are at
-    /// most [`Session::max_datagram_size`] bytes.
+    /// The datagram: an Initial is exactly
+    /// [`MAX_DATAGRAM_SIZE`](crate::wire::MAX_DATAGRAM_SIZE) bytes, any other at most
+    /// [`Session::max_datagram_size`].
     pub datagram: Vec<u8>,
 }
 
