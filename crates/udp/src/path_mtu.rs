@@ -13,8 +13,10 @@
 //! Probes are sent with IP fragmentation forbidden (the sockets set DF), so a size the
 //! path cannot carry is dropped, never fragmented. A lost probe is not congestion, and
 //! carries no data to send again. A path whose MTU shrinks later (a route change, a
-//! VPN coming up) drops every large packet: the retransmission timer then fires, and
-//! the session goes back to the base size, searching again a while later.
+//! VPN coming up) drops every large packet: the retransmission timer then fires twice
+//! with no large packet acknowledged in between, and the session goes back to the base
+//! size, searching again a while later. (One timeout is not enough: on a lossy path a
+//! timeout is ordinary, and large packets keep getting through around it.)
 //!
 //! Larger datagrams cost the same per packet and carry more lines: on a 1500-byte
 //! Ethernet path a quarter more than the base size, on a loopback or jumbo-frame path
@@ -32,9 +34,16 @@ pub(crate) const MAX_PROBES: u8 = 3;
 /// less than this.
 pub(crate) const SEARCH_STEP: usize = 32;
 
-/// After a search that ended below the largest size allowed, or a fall back to the
-/// base size, the next search starts this much later (RFC 8899 suggests 600 s).
+/// After a search that ended below the largest size allowed, the next search starts
+/// this much later (RFC 8899 suggests 600 s).
 pub(crate) const RESEARCH_AFTER: Duration = Duration::from_secs(600);
+
+/// After a fall back to the base size, the next search starts this much later.
+pub(crate) const RESEARCH_AFTER_BLACK_HOLE: Duration = Duration::from_secs(60);
+
+/// Retransmission timeouts in a row, with no packet larger than the base size
+/// acknowledged in between, that mean the path no longer carries them.
+pub(crate) const BLACK_HOLE_TIMEOUTS: u8 = 2;
 
 /// The search's state. Sizes are whole datagrams, headers included.
 #[derive(Debug)]
@@ -51,6 +60,9 @@ pub(crate) struct PathMtu {
     lost: u8,
     /// No search before then.
     next_search: Option<Instant>,
+    /// Retransmission timeouts since a packet larger than the base size was last
+    /// acknowledged.
+    timeouts: u8,
 }
 
 impl PathMtu {
@@ -64,6 +76,7 @@ impl PathMtu {
             in_flight: None,
             lost: 0,
             next_search: None,
+            timeouts: 0,
         }
     }
 
@@ -137,12 +150,23 @@ impl PathMtu {
         }
     }
 
-    /// Everything in flight was lost at once (the retransmission timer fired): if
-    /// packets were larger than the base size, the path may no longer carry them. Back
-    /// to the base size, and search again later.
-    pub(crate) fn on_black_hole_suspected(&mut self, now: Instant) {
-        if self.current > MAX_DATAGRAM_SIZE {
-            self.restart(now + RESEARCH_AFTER.min(Duration::from_secs(60)));
+    /// A packet larger than the base size was acknowledged: the path still carries
+    /// such packets.
+    pub(crate) fn on_large_acked(&mut self) {
+        self.timeouts = 0;
+    }
+
+    /// The retransmission timer fired (everything in flight is lost). The second time
+    /// in a row with packets larger than the base size and none of them acknowledged,
+    /// the path may no longer carry them: back to the base size, and search again
+    /// later.
+    pub(crate) fn on_timeout(&mut self, now: Instant) {
+        if self.current <= MAX_DATAGRAM_SIZE {
+            return;
+        }
+        self.timeouts += 1;
+        if self.timeouts >= BLACK_HOLE_TIMEOUTS {
+            self.restart(now + RESEARCH_AFTER_BLACK_HOLE);
         }
     }
 
@@ -156,6 +180,7 @@ impl PathMtu {
         self.high = self.max;
         self.in_flight = None;
         self.lost = 0;
+        self.timeouts = 0;
         self.next_search = Some(search_at);
     }
 }
@@ -240,11 +265,27 @@ mod tests {
         mtu.on_probe_sent(size);
         mtu.on_probe_acked(size);
         assert_eq!(mtu.current(), 8952);
-        mtu.on_black_hole_suspected(now);
+        mtu.on_timeout(now);
+        assert_eq!(mtu.current(), 8952, "one timeout is ordinary");
+        mtu.on_timeout(now);
         assert_eq!(mtu.current(), MAX_DATAGRAM_SIZE);
         assert_eq!(mtu.probe_due(now), None, "not at once");
-        let later = now + RESEARCH_AFTER;
+        let later = now + RESEARCH_AFTER_BLACK_HOLE;
         assert_eq!(mtu.probe_due(later), Some(8952));
+    }
+
+    #[test]
+    fn timeouts_with_large_packets_acknowledged_between_them_are_not_a_black_hole() {
+        let now = Instant::now();
+        let mut mtu = PathMtu::new(8952);
+        let size = mtu.probe_due(now).expect("a probe");
+        mtu.on_probe_sent(size);
+        mtu.on_probe_acked(size);
+        for _ in 0..10 {
+            mtu.on_timeout(now);
+            mtu.on_large_acked();
+        }
+        assert_eq!(mtu.current(), 8952);
     }
 
     #[test]

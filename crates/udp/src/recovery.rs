@@ -41,6 +41,9 @@ pub(crate) struct SentPacket {
     /// A path MTU probe of this many bytes (0 for any other packet): its loss is not
     /// congestion, and it carries nothing to send again.
     pub(crate) probe: u16,
+    /// Larger than the base datagram size (a probe or a data packet built after one
+    /// proved its size): its acknowledgement shows the path still carries such.
+    pub(crate) large: bool,
     /// False once declared lost (kept a while so a late ACK still frees its bytes).
     pub(crate) in_flight: bool,
 }
@@ -301,6 +304,7 @@ mod tests {
             ping: false,
             close: false,
             probe: 0,
+            large: false,
             in_flight: true,
         }
     }

@@ -40,7 +40,9 @@ use crate::recv_stream::RecvStream;
 use crate::rtt::{RttEstimator, GRANULARITY};
 use crate::send_stream::{SendError, SendStream, LINE_PREFIX_LEN};
 use crate::stats::Stats;
-use crate::wire::{self, AckFrame, Frame, Packet, STREAM_FRAME_OVERHEAD, VERSION};
+use crate::wire::{
+    self, AckFrame, Frame, Packet, MAX_DATAGRAM_SIZE, STREAM_FRAME_OVERHEAD, VERSION,
+};
 
 /// Which end of the session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -775,6 +777,9 @@ impl Session {
             if p.probe > 0 {
                 self.mtu.on_probe_acked(usize::from(p.probe));
             }
+            if p.large {
+                self.mtu.on_large_acked();
+            }
             if p.in_flight {
                 self.window.on_ack(p.time);
             }
@@ -963,7 +968,7 @@ impl Session {
         self.window.on_timeout(now);
         // Nothing in flight arrived: if the packets were larger than the base size,
         // the path may have stopped carrying them.
-        self.mtu.on_black_hole_suspected(now);
+        self.mtu.on_timeout(now);
         for p in &lost {
             self.requeue(p);
         }
@@ -1111,6 +1116,7 @@ impl Session {
                 ping: false,
                 close: false,
                 probe,
+                large: true,
                 in_flight: true,
             },
         );
@@ -1266,6 +1272,7 @@ impl Session {
             ping: false,
             close: false,
             probe: 0,
+            large: false,
             in_flight: true,
         };
         if want_eliciting {
@@ -1312,6 +1319,7 @@ impl Session {
             return None;
         }
         if eliciting {
+            sent.large = buf.len() - start > MAX_DATAGRAM_SIZE;
             self.recovery.on_sent(pn, sent);
             if self.rto_deadline.is_none() {
                 self.rto_deadline = Some(now + self.rtt.rto());

@@ -122,3 +122,18 @@ fn a_path_that_shrinks_sends_the_sessions_back_to_the_base_size_without_losing_a
     assert!(sim.client.max_datagram_size() <= ETHERNET);
     assert!(sim.server().expect("its session").max_datagram_size() <= ETHERNET);
 }
+
+#[test]
+fn timeouts_on_a_lossy_path_that_carries_large_datagrams_keep_them() {
+    let mut sim = Sim::new(5, Link::faulty(0.1), config());
+    let mut conv = Conversation::new(3000);
+    converse(&mut sim, &mut conv);
+    let timeouts = sim.client.stats().rto_expirations
+        + sim.server().expect("its session").stats().rto_expirations;
+    assert!(timeouts > 0, "the loss made some retransmission timer fire");
+    assert_eq!(sim.client.max_datagram_size(), ALLOWED);
+    assert_eq!(
+        sim.server().expect("its session").max_datagram_size(),
+        ALLOWED
+    );
+}
