@@ -34,3 +34,30 @@ fn handshakes_and_conversations_over_many_seeds_at_thirty_percent_loss() {
         conv.assert_exact();
     }
 }
+
+/// The same conversations with path MTU discovery searching a path that carries 1472
+/// bytes of the 8952 allowed: probes lost to the path and to the loss alike, and
+/// sessions that fall back, must cost no line.
+#[test]
+#[ignore]
+fn conversations_with_path_mtu_discovery_over_many_seeds_at_thirty_percent_loss() {
+    let config = Config {
+        max_datagram_size: 8952,
+        ..Config::default()
+    };
+    for seed in 0..100 {
+        let link = Link {
+            mtu: 1472,
+            ..Link::faulty(0.3)
+        };
+        let mut sim = Sim::new(seed, link, config.clone());
+        let mut conv = Conversation::new(1000);
+        let ok = sim.run_until(500_000, |s| {
+            conv.pump(s);
+            conv.complete()
+        });
+        assert!(ok, "seed {seed}");
+        conv.assert_exact();
+        assert!(sim.client.max_datagram_size() <= 1472, "seed {seed}");
+    }
+}
