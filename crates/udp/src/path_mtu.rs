@@ -124,17 +124,18 @@ impl PathMtu {
         self.in_flight = Some(size);
     }
 
-    /// A probe of `size` bytes was acknowledged: the path carries that size. (An
-    /// acknowledgement of a probe sent before a restart still proves its size.)
+    /// A probe of `size` bytes was acknowledged: the path carries that size. Only the
+    /// probe in flight counts: one acknowledged after it was given up for lost, or
+    /// sent before a fall back or a move to another path, speaks of a path that may
+    /// no longer be this one.
     pub(crate) fn on_probe_acked(&mut self, size: usize) {
-        if self.in_flight == Some(size) {
-            self.in_flight = None;
-            self.lost = 0;
+        if self.in_flight != Some(size) {
+            return;
         }
-        if size <= self.max {
-            self.current = self.current.max(size);
-            self.high = self.high.max(self.current);
-        }
+        self.in_flight = None;
+        self.lost = 0;
+        self.current = self.current.max(size);
+        self.high = self.high.max(self.current);
     }
 
     /// A probe of `size` bytes was declared lost.
@@ -253,8 +254,17 @@ mod tests {
         assert_eq!(mtu.current(), MAX_DATAGRAM_SIZE);
         mtu.on_probe_acked(size);
         assert_eq!(mtu.current(), 8952);
-        mtu.on_probe_acked(20_000);
-        assert_eq!(mtu.current(), 8952, "never beyond the largest allowed");
+    }
+
+    #[test]
+    fn a_probe_acknowledged_after_a_fall_back_proves_nothing() {
+        let now = Instant::now();
+        let mut mtu = PathMtu::new(8952);
+        let size = mtu.probe_due(now).expect("a probe");
+        mtu.on_probe_sent(size);
+        mtu.on_new_path(now);
+        mtu.on_probe_acked(size);
+        assert_eq!(mtu.current(), MAX_DATAGRAM_SIZE);
     }
 
     #[test]
