@@ -25,13 +25,7 @@ fn handshakes_and_conversations_over_many_seeds_at_thirty_percent_loss() {
     assert!(handshake_failures.len() <= 5);
     for seed in 0..100 {
         let mut sim = Sim::new(seed, Link::faulty(0.3), Config::default());
-        let mut conv = Conversation::new(1000);
-        let ok = sim.run_until(500_000, |s| {
-            conv.pump(s);
-            conv.complete()
-        });
-        assert!(ok, "seed {seed}");
-        conv.assert_exact();
+        converse_1000_lines(&mut sim, seed);
     }
 }
 
@@ -51,13 +45,18 @@ fn conversations_with_path_mtu_discovery_over_many_seeds_at_thirty_percent_loss(
             ..Link::faulty(0.3)
         };
         let mut sim = Sim::new(seed, link, config.clone());
-        let mut conv = Conversation::new(1000);
-        let ok = sim.run_until(500_000, |s| {
-            conv.pump(s);
-            conv.complete()
-        });
-        assert!(ok, "seed {seed}");
-        conv.assert_exact();
+        converse_1000_lines(&mut sim, seed);
         assert!(sim.client.max_datagram_size() <= 1472, "seed {seed}");
     }
+}
+
+/// Exchanges 1000 lines each way, every one arrived once and in order.
+fn converse_1000_lines(sim: &mut Sim, seed: u64) {
+    let mut conv = Conversation::new(1000);
+    let ok = sim.run_until(500_000, |s| {
+        conv.pump(s);
+        conv.complete()
+    });
+    assert!(ok, "seed {seed}");
+    conv.assert_exact();
 }
