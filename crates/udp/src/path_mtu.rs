@@ -211,6 +211,16 @@ mod tests {
         (mtu.current(), probes)
     }
 
+    /// A search up to 8952 bytes whose first probe was acknowledged.
+    fn proved_largest(now: Instant) -> PathMtu {
+        let mut mtu = PathMtu::new(8952);
+        let size = mtu.probe_due(now).expect("a probe");
+        mtu.on_probe_sent(size);
+        mtu.on_probe_acked(size);
+        assert_eq!(mtu.current(), 8952);
+        mtu
+    }
+
     #[test]
     fn a_path_that_carries_the_largest_size_takes_one_probe() {
         assert_eq!(search(8952, 65535), (8952, vec![8952]));
@@ -270,11 +280,7 @@ mod tests {
     #[test]
     fn a_black_hole_falls_back_to_the_base_and_searches_again_later() {
         let now = Instant::now();
-        let mut mtu = PathMtu::new(8952);
-        let size = mtu.probe_due(now).expect("a probe");
-        mtu.on_probe_sent(size);
-        mtu.on_probe_acked(size);
-        assert_eq!(mtu.current(), 8952);
+        let mut mtu = proved_largest(now);
         mtu.on_timeout(now);
         assert_eq!(mtu.current(), 8952, "one timeout is ordinary");
         mtu.on_timeout(now);
@@ -287,10 +293,7 @@ mod tests {
     #[test]
     fn timeouts_with_large_packets_acknowledged_between_them_are_not_a_black_hole() {
         let now = Instant::now();
-        let mut mtu = PathMtu::new(8952);
-        let size = mtu.probe_due(now).expect("a probe");
-        mtu.on_probe_sent(size);
-        mtu.on_probe_acked(size);
+        let mut mtu = proved_largest(now);
         for _ in 0..10 {
             mtu.on_timeout(now);
             mtu.on_large_acked();
