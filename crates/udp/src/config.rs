@@ -44,7 +44,8 @@ pub struct Config {
     /// Congestion window at start, in packets in flight.
     pub initial_window: u32,
     /// Congestion window ceiling, in packets in flight: the send window that keeps a
-    /// slow peer or path from being flooded (64 × 1200 B = 75 KiB in flight).
+    /// slow peer or path from being flooded (64 × 1200 B = 75 KiB in flight at the base size;
+    /// with larger datagrams, `send_buffer` bounds the bytes).
     pub max_window: u32,
     /// Congestion window floor after loss.
     pub min_window: u32,
