@@ -15,7 +15,7 @@ mod send;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use natter_server::{CaseMappingSetting, ListenUrl, Server, ServerConfig};
+use natter_server::{CaseMappingSetting, ListenUrl, Server, ServerConfig, StopSignals};
 
 /// mimalloc rather than glibc's malloc: see `allocator`.
 #[global_allocator]
@@ -239,16 +239,15 @@ fn serve(args: ServeArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
+        let signals = StopSignals::install().context("cannot listen for signals")?;
         let server = Server::bind(config).await?;
         tracing::info!(
             "natter {} serving, data in {}",
             env!("CARGO_PKG_VERSION"),
             data_dir.display()
         );
-        server
-            .run_until_signal()
-            .await
-            .context("cannot listen for signals")
+        server.run_until_signal(signals).await;
+        Ok(())
     })
 }
 

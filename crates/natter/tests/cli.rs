@@ -148,6 +148,35 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
     assert!(exit.success(), "{exit}");
 }
 
+/// A SIGTERM that comes as soon as the server says where it listens still stops it
+/// cleanly: its handlers are in place before it serves anyone.
+#[test]
+fn sigterm_while_starting_still_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut server, stderr) = start_logging(
+        natter()
+            .args(["serve", "--listen", "tcp://127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data")),
+    );
+    wait_for(&stderr, "listening line", |l| l.contains("listening on "));
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child().id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    wait_for(&stderr, "shutdown log", |l| l.contains("shutdown complete"));
+    let (tx, rx) = mpsc::channel();
+    let mut child = server.0.take().expect("still running");
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let exit = rx
+        .recv_timeout(WAIT)
+        .expect("natter exits in time")
+        .expect("wait works");
+    assert!(exit.success(), "{exit}");
+}
+
 #[test]
 fn a_bad_listen_url_stops_the_server_with_a_helpful_message() {
     let output = run_bounded(natter().args(["serve", "--listen", "foo://x"]));

@@ -39,6 +39,6 @@ pub use natter_proto::{
     Endpoint, Endpoint as ListenUrl, EndpointError, EndpointError as ListenUrlError, Host,
     DEFAULT_TCP_PORT, DEFAULT_UDP_PORT,
 };
-pub use server::{Server, ShutdownHandle, DATABASE_FILE, PID_FILE};
+pub use server::{Server, ShutdownHandle, StopSignals, DATABASE_FILE, PID_FILE};
 pub use token_bucket::TokenBucket;
 pub use udp::UdpStats;

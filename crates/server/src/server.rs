@@ -274,18 +274,15 @@ impl Server {
     }
 
     /// Serves until SIGINT or SIGTERM (or a [`ShutdownHandle`]), then shuts down
-    /// gracefully. What `natter serve` runs.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut hangup = signal(SignalKind::hangup())?;
+    /// gracefully; SIGHUP reloads the accounts. What `natter serve` runs, with
+    /// `signals` installed before the server was bound.
+    pub async fn run_until_signal(self, mut signals: StopSignals) {
         let mut requested = self.shutdown.requested.subscribe();
         loop {
             tokio::select! {
-                _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
-                _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
-                _ = hangup.recv() => {
+                _ = signals.terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+                _ = signals.interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
+                _ = signals.hangup.recv() => {
                     tracing::info!("received SIGHUP, reloading accounts");
                     let _ = self.reload.send(Event::ReloadAccounts).await;
                     continue;
@@ -295,7 +292,29 @@ impl Server {
             break;
         }
         self.shutdown().await;
-        Ok(())
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this is made. Made before the
+/// server is bound: a signal that came between the first client being served and
+/// the handlers being installed would otherwise kill the process with its default
+/// action, and the clients would never be told.
+#[derive(Debug)]
+pub struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers. Needs a running Tokio runtime with I/O enabled.
+    pub fn install() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
     }
 }
 
