@@ -101,6 +101,9 @@ pub struct Hub {
     /// The writes of the commands handled since the last [`Hub::end_batch`], asked of
     /// the store as one job.
     pub(crate) write_batch: Option<crate::persistence::WriteBatch>,
+    /// How many writes the last batch gathered: the next one makes room for as many
+    /// at once rather than by doublings, each a copy into fresh memory.
+    pub(crate) last_batch_writes: usize,
     /// The conversation key of the direct message being stored, kept from one
     /// message to the next (`Hub::message_one`).
     pub(crate) direct_key_buf: String,
@@ -138,6 +141,7 @@ impl Hub {
             pending_store: crate::tickets::Tickets::default(),
             next_ticket: 1,
             write_batch: None,
+            last_batch_writes: 0,
             peak_users: 0,
             accounts: Map::default(),
             logins: Map::default(),

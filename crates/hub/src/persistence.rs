@@ -146,6 +146,12 @@ pub(crate) struct WriteBatch {
 pub(crate) struct Parked {
     pub ticket: Option<u64>,
     pub lines: Vec<Bytes>,
+    /// The commands these replies answer. More than one only for commands with no
+    /// reply lines (a message from a client without echo-message or a label) waiting
+    /// behind the same commit: they are kept as one entry, since a client pipelining
+    /// messages would otherwise park one per message, thousands behind a slow commit.
+    /// A failed commit still answers each of them.
+    pub commands: u32,
 }
 
 impl Hub {
@@ -179,7 +185,7 @@ impl Hub {
                 self.next_ticket += 1;
                 self.write_batch.insert(WriteBatch {
                     ticket,
-                    writes: Vec::new(),
+                    writes: Vec::with_capacity(self.last_batch_writes),
                     clients: Vec::new(),
                 })
             }
@@ -202,6 +208,7 @@ impl Hub {
         let Some(batch) = self.write_batch.take() else {
             return;
         };
+        self.last_batch_writes = batch.writes.len();
         out.effects.push(Effect::Store {
             ticket: batch.ticket,
             job: StoreJob::Write(batch.writes),
@@ -233,8 +240,20 @@ impl Hub {
                 .extend(lines.into_iter().map(|l| (client, l)));
             return;
         }
+        if lines.is_empty() {
+            if let Some(last) = c.parked.back_mut() {
+                if last.ticket.is_some() && last.ticket == ticket && last.lines.is_empty() {
+                    last.commands = last.commands.saturating_add(1);
+                    return;
+                }
+            }
+        }
         if !lines.is_empty() || ticket.is_some() {
-            c.parked.push_back(Parked { ticket, lines });
+            c.parked.push_back(Parked {
+                ticket,
+                lines,
+                commands: 1,
+            });
         }
     }
 
@@ -327,7 +346,8 @@ impl Hub {
                     .param(
                         "Your message reached those online but could not be stored; send it again",
                     );
-                parked.lines = vec![Bytes::from(w.finish())];
+                let fail = Bytes::from(w.finish());
+                parked.lines = vec![fail; parked.commands as usize];
             }
         }
         while c.parked.front().is_some_and(|p| p.ticket.is_none()) {

@@ -506,6 +506,56 @@ fn a_failed_batch_fails_every_message_in_it_once() {
     assert_eq!(fails(out.lines_for(b)), 1, "{:?}", out.lines_for(b));
 }
 
+/// A client without echo-message that pipelines messages gets no reply to them, but
+/// what it sends next still waits for their commit; if the commit fails, each message
+/// gets its own FAIL, before the reply to what followed.
+#[test]
+fn messages_without_replies_in_one_batch_each_fail_and_keep_what_follows_behind() {
+    let mut t = TestHub::new();
+    let a = t.connect("alice");
+    let b = t.connect("bob");
+    t.clear();
+    let mut out = one_batch(
+        &mut t,
+        &[
+            (a, "PRIVMSG bob :one"),
+            (a, "PRIVMSG bob :two"),
+            (a, "PRIVMSG bob :three"),
+            (a, "PING :after"),
+        ],
+    );
+    assert_eq!(
+        out.lines_for(b),
+        [
+            ":alice!alice@127.0.0.1 PRIVMSG bob :one",
+            ":alice!alice@127.0.0.1 PRIVMSG bob :two",
+            ":alice!alice@127.0.0.1 PRIVMSG bob :three",
+        ]
+    );
+    assert!(out.lines_for(a).is_empty(), "the PONG waits for the commit");
+    let jobs = store_jobs(&mut out);
+    assert_eq!(jobs.len(), 1);
+    let out = finish(&mut t, jobs[0].0, StoreOutcome::Failed("disk full".into()));
+    assert_eq!(
+        out.lines_for(a),
+        [
+            format!(":{SERVER} {STORE_FAILED}"),
+            format!(":{SERVER} {STORE_FAILED}"),
+            format!(":{SERVER} {STORE_FAILED}"),
+            format!(":{SERVER} PONG {SERVER} :after"),
+        ]
+    );
+
+    // The next batch's messages wait on their own commit, not the failed one's.
+    let mut out = one_batch(&mut t, &[(a, "PRIVMSG bob :four"), (a, "PING :later")]);
+    let jobs = store_jobs(&mut out);
+    let out = finish(&mut t, jobs[0].0, StoreOutcome::Written);
+    assert_eq!(
+        out.lines_for(a),
+        [format!(":{SERVER} PONG {SERVER} :later")]
+    );
+}
+
 #[test]
 fn a_history_query_after_a_message_in_the_same_batch_is_asked_after_its_commit() {
     let (mut t, a, _b) = room();
