@@ -96,6 +96,30 @@ fn wait_for(lines: &mpsc::Receiver<String>, what: &str, want: impl Fn(&str) -> b
     }
 }
 
+/// Sends the server SIGTERM, as an init system stopping it would.
+fn sigterm(server: &mut Running) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child().id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits for the server to log the end of its shutdown and exit with success.
+fn exits_cleanly(mut server: Running, stderr: &mpsc::Receiver<String>) {
+    wait_for(stderr, "shutdown log", |l| l.contains("shutdown complete"));
+    let (tx, rx) = mpsc::channel();
+    let mut child = server.0.take().expect("still running");
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let exit = rx
+        .recv_timeout(WAIT)
+        .expect("natter exits in time")
+        .expect("wait works");
+    assert!(exit.success(), "{exit}");
+}
+
 #[test]
 fn serve_logs_its_address_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -128,24 +152,9 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
     let replies = lines_of(stream);
     wait_for(&replies, "001", |l| l.contains(" 001 zed "));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child().id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    sigterm(&mut server);
     wait_for(&replies, "ERROR", |l| l == "ERROR :Server shutting down");
-    wait_for(&stderr, "shutdown log", |l| l.contains("shutdown complete"));
-
-    let (tx, rx) = mpsc::channel();
-    let mut child = server.0.take().expect("still running");
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let exit = rx
-        .recv_timeout(WAIT)
-        .expect("natter exits in time")
-        .expect("wait works");
-    assert!(exit.success(), "{exit}");
+    exits_cleanly(server, &stderr);
 }
 
 /// A SIGTERM that comes as soon as the server says where it listens still stops it
@@ -159,22 +168,8 @@ fn sigterm_while_starting_still_stops_cleanly() {
             .arg(dir.path().join("data")),
     );
     wait_for(&stderr, "listening line", |l| l.contains("listening on "));
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child().id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    wait_for(&stderr, "shutdown log", |l| l.contains("shutdown complete"));
-    let (tx, rx) = mpsc::channel();
-    let mut child = server.0.take().expect("still running");
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let exit = rx
-        .recv_timeout(WAIT)
-        .expect("natter exits in time")
-        .expect("wait works");
-    assert!(exit.success(), "{exit}");
+    sigterm(&mut server);
+    exits_cleanly(server, &stderr);
 }
 
 #[test]
