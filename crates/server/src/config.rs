@@ -178,7 +178,8 @@ pub struct LimitsConfig {
     /// peers are not counted.
     pub connections_per_ip: usize,
     /// Bytes waiting to be sent to one client before it is dropped with
-    /// `SendQ exceeded`.
+    /// `SendQ exceeded` (when more lines come for it while it holds more than this:
+    /// one burst may pass it, see `send_queue`).
     pub sendq_bytes: usize,
     /// Lines a client may send at once before flood control slows it; 0 turns flood
     /// control off.

@@ -1,6 +1,14 @@
 //! One connection's outgoing queue: bounded in bytes, so that a client that stops
-//! reading costs at most its budget before it is dropped with `SendQ exceeded`,
-//! instead of growing the server's memory without end.
+//! reading costs at most its budget (and one more batch of lines) before it is
+//! dropped with `SendQ exceeded`, instead of growing the server's memory without end.
+//!
+//! The bound is checked before lines are added, not after: a batch of lines is
+//! refused only when the queue already holds more than the budget that its connection
+//! has not written. A client that keeps up takes any one burst, however large (a long
+//! reply, a busy moment in a room), since its connection writes it to the socket as
+//! soon as it runs; counting the burst first would drop a client for lines it was
+//! about to read, only because the hub task handed them over before the connection
+//! task had its turn. A client that does not read is dropped at the next batch.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -270,9 +278,9 @@ impl SendQueue {
         first
     }
 
-    /// Queues every staged line without waiting, under one lock. Over the budget, none
-    /// is queued: the caller drops the client (SendQ exceeded). Lines for a connection
-    /// that has already ended are dropped quietly.
+    /// Queues every staged line without waiting, under one lock. When the queue already
+    /// holds more than its budget, none is queued: the caller drops the client (SendQ
+    /// exceeded). Lines for a connection that has already ended are dropped quietly.
     pub(crate) fn flush(&mut self, spare: &mut StagingBuffers) -> Result<(), Overflow> {
         let mut staged = std::mem::take(&mut self.staged);
         let bytes = std::mem::take(&mut self.staged_bytes);
@@ -283,19 +291,18 @@ impl SendQueue {
         handed
     }
 
-    /// Adds `bytes` of lines to the queue with `add`, unless they would exceed its
-    /// budget, and wakes whoever drains it.
+    /// Adds `bytes` of lines to the queue with `add`, unless it already holds more than
+    /// its budget, and wakes whoever drains it.
     fn hand_over(&self, bytes: usize, add: impl FnOnce(&mut QueuedLines)) -> Result<(), Overflow> {
         let waker = {
             let mut state = self.shared.lock();
             if state.abandoned {
                 return Ok(());
             }
-            let queued = state.queued.saturating_add(bytes);
-            if queued > self.shared.budget {
+            if state.queued > self.shared.budget {
                 return Err(Overflow);
             }
-            state.queued = queued;
+            state.queued = state.queued.saturating_add(bytes);
             add(&mut state.lines);
             // Taken: the task looks again before it waits, so a burst of lines costs
             // one wake.
@@ -422,10 +429,46 @@ mod tests {
         let (queue, mut outgoing, _stop) = send_queue(10);
         assert_eq!(queue.push(Bytes::from_static(b"12345")), Ok(()));
         assert_eq!(queue.push(Bytes::from_static(b"12345")), Ok(()));
+        assert_eq!(
+            queue.push(Bytes::from_static(b"1")),
+            Ok(()),
+            "at the budget"
+        );
         assert_eq!(queue.push(Bytes::from_static(b"1")), Err(Overflow));
         let line = outgoing.lines.try_recv().expect("queued");
         outgoing.written(line.len());
         assert_eq!(queue.push(Bytes::from_static(b"1")), Ok(()));
+    }
+
+    #[test]
+    fn a_burst_larger_than_the_budget_goes_into_a_queue_that_keeps_up() {
+        let (mut queue, mut outgoing, _stop) = send_queue(10);
+        let mut spare = StagingBuffers::default();
+        for line in [&b"123456"[..], b"7890", b"abcdef"] {
+            queue.stage(Bytes::from_static(line), &mut spare);
+        }
+        assert_eq!(
+            queue.flush(&mut spare),
+            Ok(()),
+            "16 bytes into an empty queue"
+        );
+        queue.stage(Bytes::from_static(b"more"), &mut spare);
+        assert_eq!(
+            queue.flush(&mut spare),
+            Err(Overflow),
+            "nothing more while the burst is unwritten"
+        );
+        let mut batch = VecDeque::new();
+        let waker = Waker::noop();
+        assert_eq!(outgoing.look(waker, &mut batch, 0), QueueState::Open);
+        assert_eq!(batch.len(), 3);
+        // The connection wrote the three lines.
+        assert_eq!(
+            outgoing.look(waker, &mut VecDeque::new(), 16),
+            QueueState::Open
+        );
+        queue.stage(Bytes::from_static(b"more"), &mut spare);
+        assert_eq!(queue.flush(&mut spare), Ok(()), "once it was written");
     }
 
     #[test]
@@ -512,15 +555,18 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_over_the_budget_queues_nothing() {
+    fn a_flush_into_a_queue_over_the_budget_queues_nothing() {
         let (mut queue, mut outgoing, _stop) = send_queue(10);
         let mut spare = StagingBuffers::default();
-        queue.stage(Bytes::from_static(b"123456"), &mut spare);
+        queue.stage(Bytes::from_static(b"12345678901"), &mut spare);
         assert_eq!(queue.flush(&mut spare), Ok(()));
         queue.stage(Bytes::from_static(b"1234"), &mut spare);
         queue.stage(Bytes::from_static(b"5"), &mut spare);
         assert_eq!(queue.flush(&mut spare), Err(Overflow));
-        assert_eq!(outgoing.lines.try_recv(), Ok(Bytes::from_static(b"123456")));
+        assert_eq!(
+            outgoing.lines.try_recv(),
+            Ok(Bytes::from_static(b"12345678901"))
+        );
         assert!(
             outgoing.lines.try_recv().is_err(),
             "the batch over the budget is not queued"

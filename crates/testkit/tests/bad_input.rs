@@ -373,8 +373,6 @@ async fn connections_beyond_the_per_ip_limit_are_refused_with_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a client that reads is dropped with SendQ exceeded by one burst larger \
-            than sendq_bytes, before its writer could hand any of it to the kernel"]
 async fn a_reading_client_is_not_dropped_by_one_burst_larger_than_its_sendq() {
     // The smallest send queue the configuration allows is one line; 16 KiB is 37 of
     // these lines. A client reading as fast as it can, with empty socket buffers, is
