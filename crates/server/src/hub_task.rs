@@ -17,6 +17,10 @@ use crate::store_worker::{StoreInbox, StoreReports, StoreRequest};
 /// latency below saturation.
 const EVENT_BATCH: usize = 1024;
 
+/// A batch of fewer events than this yields to the other tasks once before it is
+/// handled (see [`HubTask::run`]). Under load batches are far larger and never wait.
+const LONE_EVENTS: usize = 4;
+
 /// The quit reason of a client dropped because it does not read what it is sent.
 const SENDQ_EXCEEDED: &str = "SendQ exceeded";
 
@@ -88,6 +92,16 @@ impl HubTask {
                         return;
                     }
                 }
+            }
+            // A lone event yields once first: Tokio runs a yielded task again only
+            // after polling the I/O driver, so lines that came at the same moment
+            // (senders pacing to the same clock, a burst split over several reads)
+            // are read by their connections and join this batch, and each member
+            // gets them in one write rather than one each. Alternated paced fan-outs
+            // (4 x 100 messages/s into a room of 100): p50 1.03-1.27 ms against
+            // 1.32-1.59, p99 lower in 9 of 13 rounds.
+            if batch.len() + done.len() < LONE_EVENTS {
+                tokio::task::yield_now().await;
             }
             // What else is waiting joins the batch, up to its size.
             while done.len() < EVENT_BATCH {
