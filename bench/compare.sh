@@ -113,6 +113,16 @@ if wants ngircd && [ -z "$NGIRCD_BIN" ]; then
         (cd "$CACHE/deb" && rm -f ngircd_*.deb && apt-get download ngircd >/dev/null 2>&1)
         dpkg-deb -x "$CACHE"/deb/ngircd_*.deb "$CACHE/ngircd"
     fi
+    # Unpacked, it still needs its libraries (libident, ...): their packages do not
+    # conflict with anything here, so they are installed as usual.
+    missing=""
+    for dep in $(dpkg-deb -f "$CACHE"/deb/ngircd_*.deb Depends | tr ',' '\n' | sed 's/[(|].*//; s/ //g'); do
+        dpkg -s "$dep" >/dev/null 2>&1 || missing="$missing $dep"
+    done
+    if [ -n "$missing" ]; then
+        say "installing ngircd's libraries:$missing"
+        apt_install $missing
+    fi
 fi
 if ! id "$RUN_AS" >/dev/null 2>&1; then
     RUN_AS=nobody
