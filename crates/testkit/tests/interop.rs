@@ -132,6 +132,22 @@ async fn require_weechat() {
         ),
         Err(_) => panic!("`weechat-headless --version` did not finish within 20 s"),
     }
+    assert!(
+        has_weechat_trigger_plugin(),
+        "the interoperability test drives WeeChat with its trigger plugin: run \
+         `apt-get install weechat-plugins`, as .ci/run does"
+    );
+}
+
+/// Whether WeeChat's trigger plugin is installed where Debian puts it (it comes in
+/// weechat-plugins, which weechat-headless only recommends).
+fn has_weechat_trigger_plugin() -> bool {
+    let mut dirs = vec![std::path::PathBuf::from("/usr/lib")];
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(entries.flatten().map(|e| e.path()));
+    }
+    dirs.iter()
+        .any(|dir| dir.join("weechat/plugins/trigger.so").exists())
 }
 
 /// Waits for a child to exit and for its output, failing with that output when the
