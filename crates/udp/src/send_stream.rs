@@ -52,52 +52,68 @@ impl std::error::Error for SendError {}
 /// The bytes of a line's length prefix.
 pub(crate) const LINE_PREFIX_LEN: usize = 2;
 
-/// A queued line: its offset in the stream (that of its length prefix), and the bytes
-/// it was given, of which the first `len` are sent (the rest is its line end).
-#[derive(Debug)]
-struct QueuedLine {
-    start: u64,
-    bytes: Bytes,
-    len: u16,
+/// The bytes of the line end a kept line carries: on the wire, its length prefix takes
+/// their place, so a line's framed length is its length as kept.
+const KEPT_END: &[u8; LINE_PREFIX_LEN] = b"\r\n";
+
+/// Appends the bytes of `line`'s framing (its prefix, then the line without its kept
+/// line end) from `from` to `to`, offsets within that framing.
+fn write_framed(line: &[u8], from: usize, to: usize, out: &mut Vec<u8>) {
+    let body_len = line.len().saturating_sub(LINE_PREFIX_LEN);
+    if from < LINE_PREFIX_LEN {
+        // The body fits a prefix: the stream took only lines that do.
+        let prefix = (body_len as u16).to_be_bytes();
+        out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
+    }
+    if to > LINE_PREFIX_LEN {
+        let body_from = from.max(LINE_PREFIX_LEN) - LINE_PREFIX_LEN;
+        out.extend_from_slice(
+            line.get(body_from..to - LINE_PREFIX_LEN)
+                .unwrap_or_default(),
+        );
+    }
 }
 
-impl QueuedLine {
-    /// Offset just past the line, prefix included.
-    fn end(&self) -> u64 {
-        self.start + (LINE_PREFIX_LEN + usize::from(self.len)) as u64
-    }
+/// `body` with the kept line end after it, in a buffer of its own.
+fn with_kept_end(body: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(body.len() + LINE_PREFIX_LEN);
+    line.extend_from_slice(body);
+    line.extend_from_slice(KEPT_END);
+    Bytes::from(line)
+}
 
-    /// Appends the bytes of its framing (prefix, then the line) from `from` to `to`,
-    /// offsets within that framing.
-    fn write_framed(&self, from: usize, to: usize, out: &mut Vec<u8>) {
-        let prefix = self.len.to_be_bytes();
-        if from < LINE_PREFIX_LEN {
-            out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
-        }
-        if to > LINE_PREFIX_LEN {
-            let body_from = from.max(LINE_PREFIX_LEN) - LINE_PREFIX_LEN;
-            out.extend_from_slice(
-                self.bytes
-                    .get(body_from..to - LINE_PREFIX_LEN)
-                    .unwrap_or_default(),
-            );
-        }
-    }
+/// A line by its number (as `SendStream::dropped` counts) and the offset of its prefix:
+/// where the last packet's chunk ended.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    number: u64,
+    start: u64,
 }
 
 /// Send-side stream state.
+///
+/// Each line is kept as the `Bytes` it was given, line end included, and nothing else:
+/// no offset, no length. Its framed length is its length (the prefix takes the line
+/// end's two bytes), so offsets are sums of lengths from the first line's, and packets,
+/// built from the front onwards, find their line from where the last one ended. A
+/// record per line (offset, length, the `Bytes`) cost a fan-out's sessions half as much
+/// again in memory written per line, into queues that are cold by the time they are
+/// read.
 #[derive(Debug)]
 pub(crate) struct SendStream {
     /// Lowest unacknowledged offset.
     base: u64,
-    /// The lines from the one holding `base` onwards, in stream order.
-    lines: VecDeque<QueuedLine>,
+    /// The lines from the one holding `base` onwards, in stream order, each ending in
+    /// the two bytes its prefix stands in for.
+    lines: VecDeque<Bytes>,
+    /// Offset of the prefix of `lines[0]`.
+    front: u64,
     /// How many lines were dropped from the front of `lines` since the start: the
     /// number of `lines[0]` among all lines ever queued.
     dropped: u64,
-    /// The number (as `dropped` counts) of the line the last packet's chunk ended in:
-    /// where the next chunk most likely starts.
-    cursor: std::cell::Cell<u64>,
+    /// The line the last packet's chunk ended in: where the next chunk most likely
+    /// starts.
+    cursor: std::cell::Cell<Cursor>,
     /// Offset just past everything queued.
     end: u64,
     /// First offset never sent.
@@ -115,8 +131,9 @@ impl SendStream {
         SendStream {
             base: 0,
             lines: VecDeque::new(),
+            front: 0,
             dropped: 0,
-            cursor: std::cell::Cell::new(0),
+            cursor: std::cell::Cell::new(Cursor::default()),
             end: 0,
             next_new: 0,
             acked: RangeSet::new(),
@@ -145,45 +162,44 @@ impl SendStream {
         self.capacity.saturating_sub(self.buffered())
     }
 
-    /// Queues one line, without its line end. On failure the line is handed back.
-    pub(crate) fn push_line(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
-        let Ok(len) = u16::try_from(line.len()) else {
-            return Err((SendError::TooLong, line));
-        };
-        if self.buffered() + LINE_PREFIX_LEN + line.len() > self.capacity {
-            return Err((SendError::Full, line));
-        }
-        self.queue(line, len);
-        Ok(())
-    }
-
-    /// Queues one line, copied from `line`.
-    pub(crate) fn push_line_slice(&mut self, line: &[u8]) -> Result<(), SendError> {
-        let Ok(len) = u16::try_from(line.len()) else {
+    /// Whether a line of `body_len` bytes (without its line end) can be queued now.
+    fn check_room(&self, body_len: usize) -> Result<(), SendError> {
+        if body_len > usize::from(u16::MAX) {
             return Err(SendError::TooLong);
-        };
-        if self.buffered() + LINE_PREFIX_LEN + line.len() > self.capacity {
+        }
+        if self.buffered() + LINE_PREFIX_LEN + body_len > self.capacity {
             return Err(SendError::Full);
         }
-        self.queue(Bytes::copy_from_slice(line), len);
         Ok(())
     }
 
-    /// Queues a line known to fit in room, of which the first `len` bytes are sent.
-    fn queue(&mut self, bytes: Bytes, len: u16) {
-        let line = QueuedLine {
-            start: self.end,
-            bytes,
-            len,
-        };
-        self.end = line.end();
+    /// Queues one line, without its line end. On failure the line is handed back.
+    pub(crate) fn push_line(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
+        if let Err(e) = self.check_room(line.len()) {
+            return Err((e, line));
+        }
+        self.queue(with_kept_end(&line));
+        Ok(())
+    }
+
+    /// Queues one line, without its line end, copied from `line`.
+    pub(crate) fn push_line_slice(&mut self, line: &[u8]) -> Result<(), SendError> {
+        self.check_room(line.len())?;
+        self.queue(with_kept_end(line));
+        Ok(())
+    }
+
+    /// Queues a line that ends in its kept line end and fits in room.
+    fn queue(&mut self, line: Bytes) {
+        self.end += line.len() as u64;
         self.lines.push_back(line);
     }
 
     /// Queues lines taken from the front of `lines` while they fit, each without its
     /// line end (`body_len` gives the length of the part to send); returns how many
-    /// were taken and their bytes as given. Lines longer than a prefix can say are
-    /// taken and dropped, as no frame can hold them.
+    /// were taken and their bytes as given. A line that ends in two bytes (CR LF) is
+    /// kept as given; any other is copied with two added. Lines longer than a prefix
+    /// can say are taken and dropped, as no frame can hold them.
     pub(crate) fn push_lines(
         &mut self,
         lines: &mut VecDeque<Bytes>,
@@ -192,13 +208,14 @@ impl SendStream {
         let mut room = self.available();
         let (mut taken, mut taken_bytes) = (0, 0);
         while let Some(line) = lines.front() {
-            let Ok(len) = u16::try_from(body_len(line)) else {
+            let body = body_len(line);
+            if body > usize::from(u16::MAX) {
                 taken += 1;
                 taken_bytes += line.len();
                 lines.pop_front();
                 continue;
-            };
-            let framed = LINE_PREFIX_LEN + usize::from(len);
+            }
+            let framed = LINE_PREFIX_LEN + body;
             if framed > room {
                 break;
             }
@@ -208,7 +225,11 @@ impl SendStream {
             taken += 1;
             taken_bytes += line.len();
             room -= framed;
-            self.queue(line, len);
+            if line.len() == framed {
+                self.queue(line);
+            } else {
+                self.queue(with_kept_end(line.get(..body).unwrap_or_default()));
+            }
         }
         (taken, taken_bytes)
     }
@@ -284,37 +305,54 @@ impl SendStream {
         if at >= stop {
             return;
         }
-        let mut i = self.line_at(at);
+        let (mut i, mut start) = self.line_at(at);
         while at < stop {
             let Some(line) = self.lines.get(i) else {
                 break;
             };
-            let line_end = line.end();
-            let from = (at - line.start) as usize;
-            let to = (stop.min(line_end) - line.start) as usize;
-            line.write_framed(from, to, out);
+            let line_end = start + line.len() as u64;
+            let from = (at - start) as usize;
+            let to = (stop.min(line_end) - start) as usize;
+            write_framed(line, from, to, out);
             at = stop.min(line_end);
             if at == line_end {
                 i += 1;
+                start = line_end;
             }
         }
-        self.cursor.set(self.dropped + i as u64);
+        self.cursor.set(Cursor {
+            number: self.dropped + i as u64,
+            start,
+        });
     }
 
     /// The index in `lines` of the line holding offset `at` (at least `base`, below
-    /// `end`): the remembered one or the next when it is, else found by a search.
-    fn line_at(&self, at: u64) -> usize {
-        let hint = self.cursor.get().saturating_sub(self.dropped) as usize;
-        for i in [hint, hint + 1] {
-            if self
-                .lines
-                .get(i)
-                .is_some_and(|line| line.start <= at && at < line.end())
-            {
-                return i;
+    /// `end`) and the offset of its prefix: the remembered line or the next when it is,
+    /// else found by a walk from the front (a retransmission, or the first chunk).
+    fn line_at(&self, at: u64) -> (usize, u64) {
+        let cursor = self.cursor.get();
+        if let Some(hint) = cursor.number.checked_sub(self.dropped) {
+            let mut start = cursor.start;
+            for i in [hint, hint + 1].map(|i| i as usize) {
+                let Some(line) = self.lines.get(i) else {
+                    break;
+                };
+                let end = start + line.len() as u64;
+                if start <= at && at < end {
+                    return (i, start);
+                }
+                start = end;
             }
         }
-        self.lines.partition_point(|line| line.end() <= at)
+        let mut start = self.front;
+        for (i, line) in self.lines.iter().enumerate() {
+            let end = start + line.len() as u64;
+            if at < end {
+                return (i, start);
+            }
+            start = end;
+        }
+        (self.lines.len(), start)
     }
 
     /// Marks `r` selectively acknowledged (its packet was acknowledged): it will not be
@@ -337,7 +375,12 @@ impl SendStream {
             return;
         }
         self.base = offset;
-        while self.lines.front().is_some_and(|line| line.end() <= offset) {
+        while let Some(line) = self.lines.front() {
+            let end = self.front + line.len() as u64;
+            if end > offset {
+                break;
+            }
+            self.front = end;
             self.lines.pop_front();
             self.dropped += 1;
         }
@@ -376,6 +419,7 @@ impl SendStream {
     pub(crate) fn clear(&mut self) {
         self.base = self.end;
         self.next_new = self.base;
+        self.front = self.end;
         self.dropped += self.lines.len() as u64;
         self.lines = VecDeque::new();
         self.acked = RangeSet::new();
@@ -558,6 +602,61 @@ mod tests {
         assert_eq!(n, 3);
         assert_eq!(lines.len(), lens.len() - 3);
         assert_eq!(lines.front(), given.get(3));
+    }
+
+    #[test]
+    fn lines_with_any_line_end_are_framed_alike() {
+        let given: VecDeque<Bytes> = [
+            &b"PING :a\r\n"[..],
+            b"PING :bb\n",
+            b"PING :c\r",
+            b"PING :dddd",
+        ]
+        .into_iter()
+        .map(Bytes::from_static)
+        .collect();
+        let body_len = |line: &[u8]| match line {
+            [.., b'\r', b'\n'] => line.len() - 2,
+            [.., b'\n'] | [.., b'\r'] => line.len() - 1,
+            _ => line.len(),
+        };
+        let mut s = SendStream::new(1000);
+        let mut lines = given.clone();
+        let (n, bytes) = s.push_lines(&mut lines, body_len);
+        assert_eq!((n, bytes), (4, 9 + 9 + 8 + 10));
+        let mut want = Vec::new();
+        for body in [&b"PING :a"[..], b"PING :bb", b"PING :c", b"PING :dddd"] {
+            want.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            want.extend_from_slice(body);
+        }
+        assert_eq!(s.end(), want.len() as u64);
+        let (at, data) = chunk(&mut s, 1000, u64::MAX).unwrap();
+        assert_eq!((at, data), (0, want));
+    }
+
+    #[test]
+    fn a_lost_chunk_is_found_again_after_later_chunks_moved_on() {
+        let mut s = SendStream::new(10_000);
+        let mut framed = Vec::new();
+        for i in 0..50u8 {
+            let line = vec![i; usize::from(i % 7) * 5];
+            push(&mut s, &line).unwrap();
+            framed.extend_from_slice(&(line.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&line);
+        }
+        let mut sent = Vec::new();
+        while let Some((at, data)) = chunk(&mut s, 37, u64::MAX) {
+            sent.push((at, data));
+        }
+        s.ack_below(40);
+        // Every third chunk lost, then resent: each from its own offset.
+        for (at, data) in sent.iter().step_by(3) {
+            s.on_lost(*at..*at + data.len() as u64);
+        }
+        while let Some((at, data)) = chunk(&mut s, 37, u64::MAX) {
+            let at = at as usize;
+            assert_eq!(data, &framed[at..at + data.len()]);
+        }
     }
 
     #[test]
