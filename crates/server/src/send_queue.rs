@@ -187,6 +187,15 @@ impl Drop for QueueWaker {
     }
 }
 
+/// What [`Outgoing::take`] moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// False once the queue has ended and nothing is left in it.
+    pub(crate) open: bool,
+    /// The bytes of the lines moved, line ends included.
+    pub(crate) bytes: usize,
+}
+
 /// The connection's end of a queue.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -285,7 +294,7 @@ impl SendQueue {
         let mut staged = std::mem::take(&mut self.staged);
         let bytes = std::mem::take(&mut self.staged_bytes);
         // The queue may keep the buffer and give back another.
-        let handed = self.hand_over(bytes, |lines| lines.append(&mut staged));
+        let handed = self.hand_over(bytes, |lines| lines.append(&mut staged, bytes));
         staged.clear();
         spare.give(staged);
         handed
@@ -353,24 +362,28 @@ impl Outgoing {
 
     /// For the UDP task, which drains many queues itself: counts `written` bytes as
     /// written and moves the oldest queued lines into `batch` (which must be empty),
-    /// under one lock. Returns `false` when the queue has ended and nothing is left.
+    /// under one lock. Says how many bytes it moved, and whether the queue is still
+    /// open (it is not once it has ended and nothing is left).
     ///
     /// The queue and `batch` trade buffers, so a busy queue grows none. An empty queue
     /// gives up its memory only once `batch` has none (the reader found its peer
     /// quiet and let its own go): were it given up at every empty look, the next
     /// burst would grow the queue from nothing again, a reallocation and a copy per
     /// doubling, for every peer of a busy room.
-    pub(crate) fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> bool {
+    pub(crate) fn take(&mut self, batch: &mut VecDeque<Bytes>, written: usize) -> Taken {
         let mut state = self.lines.shared.lock();
         state.queued = state.queued.saturating_sub(written);
         if state.lines.is_empty() {
             if batch.capacity() == 0 {
                 state.lines.release();
             }
-            return !state.closed;
+            return Taken {
+                open: !state.closed,
+                bytes: 0,
+            };
         }
-        state.lines.take_front(batch);
-        true
+        let bytes = state.lines.take_front(batch);
+        Taken { open: true, bytes }
     }
 
     /// Looks at the queue for the connection task woken by `waker`, under one lock:

@@ -234,6 +234,36 @@ impl SendStream {
         (taken, taken_bytes)
     }
 
+    /// Queues all of `lines`, `bytes` long in all, if they fit; else takes none and
+    /// returns `None`. Every line must end in CR LF and be at most 65535 bytes
+    /// without it, as the lines a server builds are: they are taken whole, by their
+    /// count, without a look at any of them (a fan-out hands each member's session
+    /// hundreds of lines at once, and reading each again cost more than the rest of
+    /// queuing them).
+    pub(crate) fn push_crlf_lines(
+        &mut self,
+        lines: &mut VecDeque<Bytes>,
+        bytes: usize,
+    ) -> Option<(usize, usize)> {
+        if bytes > self.available() {
+            return None;
+        }
+        debug_assert!(
+            lines.iter().all(|line| line.ends_with(KEPT_END)
+                && line.len() - LINE_PREFIX_LEN <= usize::from(u16::MAX)),
+            "lines taken whole end in CR LF and fit a prefix"
+        );
+        debug_assert_eq!(bytes, lines.iter().map(Bytes::len).sum::<usize>());
+        let taken = lines.len();
+        if self.lines.is_empty() {
+            std::mem::swap(&mut self.lines, lines);
+        } else {
+            self.lines.append(lines);
+        }
+        self.end += bytes as u64;
+        Some((taken, bytes))
+    }
+
     /// True if there is something to send that flow control (`limit`) allows.
     pub(crate) fn has_sendable(&self, limit: u64) -> bool {
         !self.lost.is_empty() || self.next_new < self.end().min(limit)

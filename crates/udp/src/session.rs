@@ -392,6 +392,22 @@ impl Session {
         (n, bytes)
     }
 
+    /// Like [`Session::send_lines`], for lines that each end in CR LF and are
+    /// `bytes` long in all (line ends included), as a server's are: when they all
+    /// fit, they are taken whole without reading any of them; else as
+    /// [`Session::send_lines`] takes them. A line with another end, or longer than
+    /// 65535 bytes without it, would be framed wrong: give such lines to
+    /// [`Session::send_lines`].
+    pub fn send_crlf_lines(&mut self, lines: &mut VecDeque<Bytes>, bytes: usize) -> (usize, usize) {
+        if matches!(self.state, State::Connecting | State::Established) {
+            if let Some((n, bytes)) = self.send.push_crlf_lines(lines, bytes) {
+                self.stats.lines_sent += n as u64;
+                return (n, bytes);
+            }
+        }
+        self.send_lines(lines)
+    }
+
     /// Queues one line as [`Session::send_line`] does, taking it as `Bytes`. On
     /// failure the line is handed back, so the caller can offer it again later.
     pub fn send_line_bytes(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {

@@ -23,6 +23,8 @@ pub(crate) struct ReliableConn {
     /// has not taken yet: they go first once the client acknowledges. Their bytes
     /// still count against the queue's budget until then.
     waiting: VecDeque<Bytes>,
+    /// The bytes of `waiting`'s lines, as the queue counted them.
+    waiting_bytes: usize,
     /// The hub dropped the queue: once everything is in the session, close it.
     queue_ended: bool,
     close_started: bool,
@@ -36,6 +38,7 @@ impl ReliableConn {
         ReliableConn {
             session,
             waiting: VecDeque::new(),
+            waiting_bytes: 0,
             queue_ended: false,
             close_started: false,
             closed: None,
@@ -67,9 +70,10 @@ impl ReliableConn {
                 if self.queue_ended {
                     break;
                 }
-                let open = outgoing.take(&mut self.waiting, written);
+                let taken = outgoing.take(&mut self.waiting, written);
                 written = 0;
-                if !open {
+                self.waiting_bytes = taken.bytes;
+                if !taken.open {
                     self.queue_ended = true;
                 }
                 if self.waiting.is_empty() {
@@ -77,8 +81,12 @@ impl ReliableConn {
                 }
             }
             // The session takes what fits, without the hub's line ends (reliable
-            // mode frames lines by length); the rest waits for the client's acks.
-            let (_, taken) = self.session.send_lines(&mut self.waiting);
+            // mode frames lines by length; every line the hub builds ends in CR LF);
+            // the rest waits for the client's acks.
+            let (_, taken) = self
+                .session
+                .send_crlf_lines(&mut self.waiting, self.waiting_bytes);
+            self.waiting_bytes = self.waiting_bytes.saturating_sub(taken);
             written += taken;
             if !self.waiting.is_empty() {
                 break;
