@@ -60,9 +60,13 @@ const KEPT_END: &[u8; LINE_PREFIX_LEN] = b"\r\n";
 /// line end) from `from` to `to`, offsets within that framing.
 fn write_framed(line: &[u8], from: usize, to: usize, out: &mut Vec<u8>) {
     let body_len = line.len().saturating_sub(LINE_PREFIX_LEN);
-    if from < LINE_PREFIX_LEN {
-        // The body fits a prefix: the stream took only lines that do.
-        let prefix = (body_len as u16).to_be_bytes();
+    // The body fits a prefix: the stream took only lines that do.
+    let prefix = (body_len as u16).to_be_bytes();
+    if from == 0 && to >= LINE_PREFIX_LEN {
+        // The whole prefix, as nearly every line's is: a copy of a known size,
+        // made in place rather than by a call to copy two bytes.
+        out.extend_from_slice(&prefix);
+    } else if from < LINE_PREFIX_LEN {
         out.extend_from_slice(&prefix[from..to.min(LINE_PREFIX_LEN)]);
     }
     if to > LINE_PREFIX_LEN {
