@@ -5,6 +5,8 @@
 #   bench/compare.sh                      # every server, every scenario, 3 runs each
 #   bench/compare.sh --runs 1 --servers "natter ngircd"
 #   bench/compare.sh --quick              # small counts: checks the script in a minute
+#   bench/compare.sh --runs 5 --servers "natter ircd-hybrid" --scenarios fanout-paced \
+#       --out /tmp/paced.md                 # one row, more runs, kept out of docs/
 #
 # What it does:
 # - installs the reference servers from Debian if missing: inspircd and ircd-hybrid with
@@ -27,6 +29,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=3
 SERVERS="natter ngircd inspircd ircd-hybrid"
 QUICK=0
+ONLY_SCENARIOS=""
 OUT_MD="$ROOT/docs/performance.md"
 PORT=16667
 RUN_AS=irc
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
         --servers) SERVERS="$2"; shift 2 ;;
+        --scenarios) ONLY_SCENARIOS="$2"; shift 2 ;;
         --quick) QUICK=1; shift ;;
         --out) OUT_MD="$2"; shift 2 ;;
         --port) PORT="$2"; shift 2 ;;
@@ -80,7 +84,7 @@ else
     CONNECT="--clients 1000 --in-flight 50"
     MANY=10000
 fi
-SCENARIOS="fanout dm fanout-paced idle connect"
+SCENARIOS="${ONLY_SCENARIOS:-fanout dm fanout-paced idle connect}"
 
 # --- installing --------------------------------------------------------------------
 
@@ -306,7 +310,7 @@ for run in $(seq "$RUNS"); do
         done
     done
 done
-if wants natter; then
+if wants natter && [ -z "${ONLY_SCENARIOS:-}" ]; then
     # Many idle clients at once, each still answering PING; spread over source
     # addresses so that no address runs short of ports.
     bench_once natter idle-many 1 "tcp://127.0.0.1:$PORT" natter --clients "$MANY" --source-ips 8 --setup-parallel 128
