@@ -58,7 +58,7 @@ pub struct Config {
     /// The largest datagram path MTU discovery may try, headers included: what the
     /// local interface toward the peer carries, less the IP and UDP headers. At the
     /// base size ([`MAX_DATAGRAM_SIZE`], the default) the session never probes; above
-    /// [`MAX_DATAGRAM_LIMIT`] it is cut to that.
+    /// 8952 bytes (a jumbo frame's payload) it is cut to that.
     pub max_datagram_size: usize,
 }
 

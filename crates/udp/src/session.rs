@@ -408,8 +408,10 @@ impl Session {
         self.send_lines(lines)
     }
 
-    /// Queues one line as [`Session::send_line`] does, taking it as `Bytes`. On
-    /// failure the line is handed back, so the caller can offer it again later.
+    /// Queues one line as [`Session::send_line`] does, taking it as `Bytes` (copied
+    /// once, with two bytes after it for its framing; a server's lines, which come with
+    /// CR LF, go through [`Session::send_crlf_lines`] without a copy). On failure the
+    /// line is handed back, so the caller can offer it again later.
     pub fn send_line_bytes(&mut self, line: Bytes) -> Result<(), (SendError, Bytes)> {
         match self.state {
             State::Connecting | State::Established => {
