@@ -46,6 +46,10 @@ thread_local! {
 /// costs one system call instead of one per line.
 const COALESCE_BYTES: usize = 64 * 1024;
 
+/// At most this many lines of one client go to the hub as one event: a pipelining
+/// client's burst takes one place in the hub's queue and one wake per this many lines.
+pub(crate) const LINES_PER_EVENT: usize = 32;
+
 /// A peer that accepts no data for this long is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -354,9 +358,12 @@ impl Inbound {
                     }
                     self.admitted = true;
                 }
-                // One unit of the task's cooperative budget per line, as a waiting
-                // send would spend: a client that sends fast then yields to the hub
-                // task and everyone else every so many lines.
+                // One unit of the task's cooperative budget per event (a line, or up
+                // to `LINES_PER_EVENT` read together), as a waiting send would spend:
+                // a client that sends fast then yields to the hub task and everyone
+                // else every so many events. A unit per line of a batch made the
+                // connection tasks yield four times as often and gave back most of
+                // what batching saved (alternated dm runs).
                 let progress = ready!(tokio::task::coop::poll_proceed(cx));
                 match events.try_reserve() {
                     Ok(permit) => {
@@ -384,23 +391,56 @@ impl Inbound {
         }
     }
 
-    /// Takes the next line, admitted by flood control, and sends it into `room`.
+    /// Takes the next line, admitted by flood control, and sends it into `room`, with
+    /// the lines after it that are already read and admitted, up to
+    /// [`LINES_PER_EVENT`].
     fn forward(&mut self, id: ClientId, room: Room<'_>) {
         self.admitted = false;
-        // Parsed where it lies in the read buffer.
-        let Some(framed) = self.framer.next_line_with(Message::parse) else {
+        let Some(first) = self.next_parsed() else {
             // Nothing but empty lines: the room goes back.
             return;
         };
-        let event = match framed {
-            FramedLine::Line(parsed) => match parsed {
+        if !self.framer.has_line() || !self.admit_another() {
+            room.send(match first {
                 Ok(message) => Event::Line(id, message),
-                Err(ParseError::Empty) => return,
                 Err(error) => Event::BadLine(id, error),
-            },
-            FramedLine::TooLong => Event::BadLine(id, ParseError::BodyTooLong),
-        };
-        room.send(event);
+            });
+            return;
+        }
+        let mut lines = Vec::with_capacity(LINES_PER_EVENT);
+        lines.push(first);
+        // A flood-control token is held for the next line at the top of each turn.
+        while let Some(line) = self.next_parsed() {
+            lines.push(line);
+            if lines.len() == LINES_PER_EVENT || !self.framer.has_line() || !self.admit_another() {
+                break;
+            }
+        }
+        room.send(Event::Lines(id, lines));
+    }
+
+    /// The next line, parsed where it lies in the read buffer; empty lines are
+    /// skipped.
+    fn next_parsed(&mut self) -> Option<Result<Message, ParseError>> {
+        loop {
+            return match self.framer.next_line_with(Message::parse)? {
+                FramedLine::Line(Err(ParseError::Empty)) => continue,
+                FramedLine::Line(parsed) => Some(parsed),
+                FramedLine::TooLong => Some(Err(ParseError::BodyTooLong)),
+            };
+        }
+    }
+
+    /// Takes a flood-control token for one more line now, if one is left (always,
+    /// with flood control off). Without one, the line waits for the next turn, where
+    /// the bucket says how long.
+    fn admit_another(&mut self) -> bool {
+        match &mut self.bucket {
+            None => true,
+            Some(bucket) => bucket
+                .admit(tokio::time::Instant::now().into_std())
+                .is_none(),
+        }
     }
 }
 
@@ -735,14 +775,19 @@ mod tests {
         let Some(Event::Connected { queue, .. }) = hub.recv().await else {
             panic!("Connected first");
         };
-        for expected in ["a", "b", "c"] {
+        // One event per line or several lines in one: in order either way.
+        let mut got = Vec::new();
+        while got.len() < 3 {
             match hub.recv().await {
-                Some(Event::Line(ClientId(1), message)) => {
-                    assert_eq!(message.param(0), Some(expected));
+                Some(Event::Line(ClientId(1), message)) => got.push(message),
+                Some(Event::Lines(ClientId(1), lines)) => {
+                    got.extend(lines.into_iter().map(|l| l.expect("parsed")));
                 }
-                other => panic!("expected a line, got {other:?}"),
+                other => panic!("expected lines, got {other:?}"),
             }
         }
+        let params: Vec<_> = got.iter().map(|m| m.param(0)).collect();
+        assert_eq!(params, [Some("a"), Some("b"), Some("c")]);
         queue.push(Bytes::from_static(b"PONG\r\n")).expect("fits");
         let mut reply = [0u8; 6];
         client.read_exact(&mut reply).await.expect("read");
@@ -762,5 +807,78 @@ mod tests {
         timeout(Duration::from_secs(5), context.writers.idle())
             .await
             .expect("no writer left");
+    }
+
+    #[tokio::test]
+    async fn a_burst_reaches_the_hub_in_batches_in_order_with_its_bad_lines_in_place() {
+        let (events, mut hub) = mpsc::channel(16);
+        let context = Arc::new(Context {
+            events,
+            sendq_bytes: 1 << 20,
+            flood_burst: 0,
+            flood_rate_per_sec: 0.0,
+            writers: Tracker::default(),
+        });
+        let permit = crate::conn_limit::ConnectionLimiter::new(0, 0)
+            .try_acquire(None)
+            .expect("no limit");
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let info = ClientInfo {
+            host: "localhost".into(),
+            transport: natter_hub::Transport::Unix,
+        };
+        let served = tokio::spawn(serve(ClientId(1), info, server, context, permit));
+        // 70 lines in one write, the 40th with no command: more than one event holds.
+        let mut burst = Vec::new();
+        for i in 0..70 {
+            if i == 40 {
+                burst.extend_from_slice(b":source-only\r\n\r\n");
+            } else {
+                burst.extend_from_slice(format!("PING {i}\r\n").as_bytes());
+            }
+        }
+        client.write_all(&burst).await.expect("write");
+        let Some(Event::Connected { queue, .. }) = hub.recv().await else {
+            panic!("Connected first");
+        };
+        let mut got: Vec<Result<String, ParseError>> = Vec::new();
+        let mut events = 0;
+        while got.len() < 70 {
+            let event = hub.recv().await;
+            events += 1;
+            match event {
+                Some(Event::Line(ClientId(1), m)) => got.push(Ok(m.param(0).unwrap_or("").into())),
+                Some(Event::BadLine(ClientId(1), e)) => got.push(Err(e)),
+                Some(Event::Lines(ClientId(1), lines)) => {
+                    assert!(lines.len() <= LINES_PER_EVENT);
+                    got.extend(
+                        lines
+                            .into_iter()
+                            .map(|l| l.map(|m| m.param(0).unwrap_or("").to_string())),
+                    );
+                }
+                other => panic!("expected lines, got {other:?}"),
+            }
+        }
+        let expected: Vec<Result<String, ParseError>> = (0..70)
+            .map(|i| {
+                if i == 40 {
+                    Err(ParseError::NoCommand)
+                } else {
+                    Ok(i.to_string())
+                }
+            })
+            .collect();
+        assert_eq!(got, expected, "in order, the empty line skipped");
+        assert!(
+            events <= 35,
+            "lines read together share events ({events} events)"
+        );
+        drop(client);
+        drop(queue);
+        timeout(Duration::from_secs(5), served)
+            .await
+            .expect("the connection ends")
+            .expect("no panic");
     }
 }

@@ -25,8 +25,12 @@ use crate::udp::{UdpEndpoint, UdpStats};
 /// The database file in the data directory.
 pub const DATABASE_FILE: &str = "natter.db";
 /// Events that may wait for the hub task. When it falls behind, connection readers
-/// wait too, which pushes back on the clients instead of growing a queue.
-const EVENT_QUEUE: usize = 8192;
+/// wait too, which pushes back on the clients instead of growing a queue. An event
+/// holds at most `LINES_PER_EVENT` (32) lines of one client, so at most 65,536 parsed
+/// lines wait (about 16 MB of 64-byte messages). 8192 events made no more messages a
+/// second of the dm scenario and could hold four times the lines; 1024 made a tenth
+/// fewer (connections wait for room more often, each wait a boxed future and a wake).
+const EVENT_QUEUE: usize = 2048;
 
 /// How long shutdown waits for writers to deliver the last lines (`ERROR :Server
 /// shutting down`) before giving up on slow peers.
