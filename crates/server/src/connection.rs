@@ -742,9 +742,18 @@ mod tests {
         drop(queue);
     }
 
-    #[tokio::test]
-    async fn lines_reach_the_hub_in_order_and_replies_reach_the_peer() {
-        let (events, mut hub) = mpsc::channel(1);
+    /// A connection served as client 1 on one end of an in-memory pipe, flood control
+    /// off, its events going into a hub queue with room for `hub_room`: the pipe's
+    /// other end, the hub's receiver, the context and the serving task.
+    fn served_connection(
+        hub_room: usize,
+    ) -> (
+        tokio::io::DuplexStream,
+        mpsc::Receiver<Event>,
+        Arc<Context>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (events, hub) = mpsc::channel(hub_room);
         let context = Arc::new(Context {
             events,
             sendq_bytes: 1 << 20,
@@ -755,7 +764,7 @@ mod tests {
         let permit = crate::conn_limit::ConnectionLimiter::new(0, 0)
             .try_acquire(None)
             .expect("no limit");
-        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (client, server) = tokio::io::duplex(1 << 16);
         let info = ClientInfo {
             host: "localhost".into(),
             transport: natter_hub::Transport::Unix,
@@ -767,6 +776,12 @@ mod tests {
             Arc::clone(&context),
             permit,
         ));
+        (client, hub, context, served)
+    }
+
+    #[tokio::test]
+    async fn lines_reach_the_hub_in_order_and_replies_reach_the_peer() {
+        let (mut client, mut hub, context, served) = served_connection(1);
         // A hub queue of one: every line after the first waits for room.
         client
             .write_all(b"PING a\r\nPING b\nPING c\r\n")
@@ -811,23 +826,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_reaches_the_hub_in_batches_in_order_with_its_bad_lines_in_place() {
-        let (events, mut hub) = mpsc::channel(16);
-        let context = Arc::new(Context {
-            events,
-            sendq_bytes: 1 << 20,
-            flood_burst: 0,
-            flood_rate_per_sec: 0.0,
-            writers: Tracker::default(),
-        });
-        let permit = crate::conn_limit::ConnectionLimiter::new(0, 0)
-            .try_acquire(None)
-            .expect("no limit");
-        let (mut client, server) = tokio::io::duplex(1 << 16);
-        let info = ClientInfo {
-            host: "localhost".into(),
-            transport: natter_hub::Transport::Unix,
-        };
-        let served = tokio::spawn(serve(ClientId(1), info, server, context, permit));
+        let (mut client, mut hub, _context, served) = served_connection(16);
         // 70 lines in one write, the 40th with no command: more than one event holds.
         let mut burst = Vec::new();
         for i in 0..70 {
