@@ -108,7 +108,7 @@ impl Link {
                     bail!(
                         "cannot join {room}: {} {}",
                         msg.command,
-                        msg.params.join(" ")
+                        msg.params.to_vec().join(" ")
                     );
                 }
                 Ok(())

@@ -171,7 +171,7 @@ async fn users_left(s: &TestServer) -> String {
     watcher.register("watcher").await;
     watcher.send("LUSERS").await;
     let users = watcher.expect_numeric("251").await;
-    users.params.last().cloned().unwrap_or_default()
+    users.params.last().unwrap_or_default().to_owned()
 }
 
 /// A sender that pipelines over reliable UDP keeps reading what the room sends it. If

@@ -85,7 +85,7 @@ pub async fn register(
                 Some("LS") => {
                     // A `*` before the list means more LS lines follow.
                     let more = msg.params.len() > 3 && msg.param(2) == Some("*");
-                    let list = msg.params.last().map(String::as_str).unwrap_or("");
+                    let list = msg.params.last().unwrap_or("");
                     offered.extend(
                         list.split(' ')
                             .map(|c| c.split('=').next().unwrap_or("").to_owned()),
@@ -126,7 +126,13 @@ pub async fn register(
             "001" => nick = msg.param(0).unwrap_or(&nick).to_owned(),
             "005" => {
                 let n = msg.params.len();
-                isupport.extend(msg.params.iter().take(n.saturating_sub(1)).skip(1).cloned());
+                isupport.extend(
+                    msg.params
+                        .iter()
+                        .take(n.saturating_sub(1))
+                        .skip(1)
+                        .map(str::to_owned),
+                );
             }
             "376" | "422" => {
                 return Ok(Registered {
@@ -147,7 +153,7 @@ pub async fn register(
 /// client's own nick, is left out).
 pub(crate) fn refused(msg: &Message) -> ClientError {
     let skip = usize::from(msg.command != "FAIL");
-    let params: Vec<&str> = msg.params.iter().skip(skip).map(String::as_str).collect();
+    let params: Vec<&str> = msg.params.iter().skip(skip).collect();
     let text = match params.split_last() {
         Some((reason, [])) => (*reason).to_owned(),
         Some((reason, about)) => format!("{}: {reason}", about.join(" ")),

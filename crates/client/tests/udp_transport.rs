@@ -120,7 +120,7 @@ async fn lines_go_both_ways_in_order() {
     for i in 0..count {
         let msg = conn.recv_within(WAIT, "echo").await.expect("echo");
         assert_eq!(msg.command, "NOTICE");
-        assert_eq!(msg.params[1], format!("PRIVMSG echo :{i} {text}"));
+        assert_eq!(&msg.params[1], format!("PRIVMSG echo :{i} {text}"));
     }
     tokio::time::timeout(WAIT, conn.shutdown())
         .await
@@ -157,7 +157,7 @@ async fn lines_taken_in_the_session_task_skip_the_reader_and_the_rest_still_come
     }
     for i in (0..count).step_by(10) {
         let msg = conn.recv_within(WAIT, "a kept echo").await.expect("echo");
-        assert_eq!(msg.params[1], format!("PRIVMSG echo :keep {i}"));
+        assert_eq!(&msg.params[1], format!("PRIVMSG echo :keep {i}"));
     }
     for i in 0..count {
         let seen = tokio::time::timeout(WAIT, seen_rx.recv())
@@ -188,7 +188,7 @@ async fn ipv6_works_with_the_address_in_brackets() {
         .expect("connects");
     conn.send("PING :six").await.expect("send");
     let echo = conn.recv_within(WAIT, "echo").await.expect("echo");
-    assert_eq!(echo.params[1], "PING :six");
+    assert_eq!(&echo.params[1], "PING :six");
     conn.shutdown().await.expect("orderly close");
 }
 
@@ -200,10 +200,10 @@ async fn a_partial_line_waits_for_its_end() {
         .expect("connects");
     conn.send_raw(b"PING :a\r\nPING :b").await.expect("send");
     let first = conn.recv_within(WAIT, "echo").await.expect("echo");
-    assert_eq!(first.params[1], "PING :a");
+    assert_eq!(&first.params[1], "PING :a");
     conn.send_raw(b"c\r\n").await.expect("send");
     let second = conn.recv_within(WAIT, "echo").await.expect("echo");
-    assert_eq!(second.params[1], "PING :bc");
+    assert_eq!(&second.params[1], "PING :bc");
     conn.shutdown().await.expect("orderly close");
 }
 

@@ -24,7 +24,8 @@ impl Hub {
             return;
         };
         if target.starts_with('#') {
-            self.channel_mode(out, id, target, &msg.params[1..]);
+            let args: Vec<&str> = msg.params.iter().skip(1).collect();
+            self.channel_mode(out, id, target, &args);
         } else {
             self.user_mode(out, id, target, msg.param(1));
         }
@@ -107,7 +108,7 @@ impl Hub {
         }
     }
 
-    fn channel_mode(&mut self, out: &mut Outbox, id: ClientId, name: &str, args: &[String]) {
+    fn channel_mode(&mut self, out: &mut Outbox, id: ClientId, name: &str, args: &[&str]) {
         let folded = self.fold(name);
         let Some(channel) = self.channels.get(&folded) else {
             self.numeric(out, id, ERR_NOSUCHCHANNEL, &[name, "No such channel"]);
@@ -186,7 +187,7 @@ impl Hub {
                 continue;
             }
             let param = if takes_param {
-                params.next().cloned()
+                params.next().map(|p| (*p).to_owned())
             } else {
                 None
             };

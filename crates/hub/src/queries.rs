@@ -102,7 +102,12 @@ impl Hub {
 
     pub(crate) fn cmd_whois(&mut self, out: &mut Outbox, id: ClientId, msg: &Message) {
         // `WHOIS server nick` asks a given server; there is only this one.
-        let Some(nicks) = msg.params.last().filter(|n| !n.is_empty()).cloned() else {
+        let Some(nicks) = msg
+            .params
+            .last()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+        else {
             self.numeric(out, id, ERR_NONICKNAMEGIVEN, &["No nickname given"]);
             return;
         };

@@ -256,7 +256,10 @@ fn register_refuses_weak_passwords() {
     // `*` is no password at all.
     let fail = parse(&t.ask(a, "REGISTER * * *")[0]);
     assert_eq!(fail.command, "FAIL");
-    assert_eq!(fail.params[..3], ["REGISTER", "WEAK_PASSWORD", "alice"]);
+    assert_eq!(
+        fail.params.strs()[..3],
+        ["REGISTER", "WEAK_PASSWORD", "alice"]
+    );
     assert_eq!(
         t.ask(a, "REGISTER * * longenough")[0],
         format!(":{SERVER} REGISTER SUCCESS alice :Account created")

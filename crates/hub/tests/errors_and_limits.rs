@@ -183,7 +183,7 @@ fn a_long_realname_is_cut_at_registration() {
     t.send(a, &format!("USER alice 0 * :{}", "é".repeat(100)));
     t.take(a);
     let lines = t.ask(a, "WHOIS alice");
-    let realname = parse(the_numeric(&lines, "311")).params[5].clone();
+    let realname = parse(the_numeric(&lines, "311")).params[5].to_owned();
     // 128 bytes at most, cut at a character boundary.
     assert_eq!(realname, "é".repeat(64));
 }
@@ -229,7 +229,8 @@ fn hostile_parameters_never_break_a_reply() {
         let reply = the_numeric(&lines, code);
         let msg = parse(reply);
         // Every parameter but the last is one non-empty word not starting with `:`.
-        let (last, middle) = msg.params.split_last().unwrap();
+        let params = msg.params.strs();
+        let (last, middle) = params.split_last().unwrap();
         for p in middle {
             assert!(
                 !p.is_empty() && !p.contains(' ') && !p.starts_with(':'),

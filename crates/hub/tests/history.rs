@@ -27,7 +27,7 @@ fn unbatch_type(lines: &[String], kind: &[&str]) -> Vec<String> {
     let start = parse(&lines[0]);
     assert_eq!(start.source.as_deref(), Some(SERVER), "{}", lines[0]);
     assert_eq!(start.command, "BATCH", "{lines:#?}");
-    assert_eq!(start.params[1..], *kind, "{}", lines[0]);
+    assert_eq!(start.params.strs()[1..], *kind, "{}", lines[0]);
     let reference = start.params[0]
         .strip_prefix('+')
         .expect("a batch start is +ref")
@@ -454,7 +454,7 @@ fn someone_using_a_registered_nick_without_logging_in_cannot_read_its_dms() {
     let lines = t.ask(phone, "CHATHISTORY LATEST bob * 10");
     let texts: Vec<String> = unbatch(&lines, "bob")
         .iter()
-        .map(|l| parse(l).params[1].clone())
+        .map(|l| parse(l).params[1].to_owned())
         .collect();
     assert_eq!(texts, ["a secret", "another secret"]);
 }
@@ -656,7 +656,7 @@ fn room_history(t: &mut TestHub, id: ClientId) -> Vec<String> {
     let lines = t.ask(id, "CHATHISTORY LATEST #room * 10");
     unbatch(&lines, "#room")
         .iter()
-        .map(|line| parse(line).params[1].clone())
+        .map(|line| parse(line).params[1].to_owned())
         .collect()
 }
 

@@ -18,7 +18,7 @@ fn unbatch(lines: &[String], label: &str) -> Vec<String> {
     assert_eq!(start.source.as_deref(), Some(SERVER));
     assert_eq!(start.command, "BATCH");
     assert_eq!(start.params.len(), 2);
-    assert_eq!(start.params[1], "labeled-response");
+    assert_eq!(&start.params[1], "labeled-response");
     let reference = start.params[0]
         .strip_prefix('+')
         .expect("a batch start is +ref")
@@ -130,8 +130,8 @@ fn a_labeled_join_batches_the_join_and_names_but_not_what_others_see() {
 fn each_batch_has_its_own_reference() {
     let mut t = TestHub::new();
     let a = t.connect_with_caps("alice", &CAPS);
-    let first = parse(&t.ask(a, "@label=1 WHOIS alice")[0]).params[0].clone();
-    let second = parse(&t.ask(a, "@label=2 WHOIS alice")[0]).params[0].clone();
+    let first = parse(&t.ask(a, "@label=1 WHOIS alice")[0]).params[0].to_owned();
+    let second = parse(&t.ask(a, "@label=2 WHOIS alice")[0]).params[0].to_owned();
     assert_ne!(first, second);
 }
 

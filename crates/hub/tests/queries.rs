@@ -228,7 +228,7 @@ fn an_ipv6_host_never_starts_a_parameter_with_a_colon() {
     assert_eq!(whois.params, ["alice", "bob", "bob", "0::1", "*", "Bob"]);
     let lines = t.ask(a, "WHO bob");
     let who = parse(the_numeric(&lines, "352"));
-    assert_eq!(who.params[3], "0::1");
+    assert_eq!(&who.params[3], "0::1");
     assert_eq!(who.params.len(), 8);
 }
 

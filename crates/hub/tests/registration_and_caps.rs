@@ -76,14 +76,15 @@ fn isupport_advertises_the_tokens_clients_rely_on() {
     let mut tokens = Vec::new();
     for line in lines.iter().filter(|l| numeric_of(l) == Some("005")) {
         let msg = parse(line);
-        assert_eq!(msg.params.first().map(String::as_str), Some("alice"));
-        assert_eq!(
-            msg.params.last().map(String::as_str),
-            Some("are supported by this server")
-        );
+        assert_eq!(msg.params.first(), Some("alice"));
+        assert_eq!(msg.params.last(), Some("are supported by this server"));
         // At most 13 tokens per line, as clients expect.
         assert!(msg.params.len() - 2 <= 13, "{line}");
-        tokens.extend(msg.params[1..msg.params.len() - 1].iter().cloned());
+        tokens.extend(
+            msg.params.strs()[1..msg.params.len() - 1]
+                .iter()
+                .map(|t| t.to_string()),
+        );
     }
     for expected in [
         "CASEMAPPING=ascii",

@@ -224,7 +224,7 @@ async fn join(
     if answer.command == "JOIN" {
         return Ok(());
     }
-    let reason = answer.params.last().cloned().unwrap_or_default();
+    let reason = answer.params.last().unwrap_or_default().to_owned();
     Err(explain(
         ClientError::Refused {
             code: answer.command.to_string(),

@@ -13,6 +13,7 @@ mod framing;
 mod limits;
 mod message;
 pub mod numeric;
+mod params;
 mod tags;
 mod validate;
 mod writer;
@@ -25,6 +26,7 @@ pub use limits::{
     MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, MAX_PARAMS, MAX_SERVER_TAG_BYTES,
 };
 pub use message::{Message, ParseError, Tag};
+pub use params::Params;
 pub use tags::{escape_tag_value, unescape_tag_value};
 pub use validate::{is_valid_channel, is_valid_nick, is_valid_tag_key};
 pub use writer::LineWriter;

@@ -2,9 +2,11 @@
 
 use crate::command::Command;
 use crate::limits::{MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_PARAMS};
+use crate::params::Params;
 use crate::tags::unescape_tag_value;
 use crate::validate::is_valid_tag_key;
 use crate::writer::LineWriter;
+use smallvec::SmallVec;
 
 /// A message tag. `value` is unescaped; a tag sent without `=` has an empty value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub struct Message {
     pub tags: Vec<Tag>,
     pub source: Option<String>,
     pub command: Command,
-    pub params: Vec<String>,
+    pub params: Params,
 }
 
 /// Why a line was refused. Each maps to the reply a client is owed.
@@ -64,7 +66,7 @@ impl Message {
             tags: Vec::new(),
             source: None,
             command: Command::new(command),
-            params: params.iter().map(|p| (*p).to_owned()).collect(),
+            params: params.iter().collect(),
         }
     }
 
@@ -104,6 +106,7 @@ impl Message {
             rest = after.trim_start_matches(' ');
         }
         let (command, mut rest) = split_at_space(rest);
+        let all_params = rest;
         if command.is_empty() {
             return if source.is_none() && tags.is_empty() {
                 Err(ParseError::Empty)
@@ -124,12 +127,13 @@ impl Message {
         if !is_word && !is_numeric {
             return Err(ParseError::NoCommand);
         }
-        // Most lines have one or two parameters: room for a few at once, rather than
-        // a growth on the first.
-        let mut params = if rest.trim_start_matches(' ').is_empty() {
-            Vec::new()
-        } else {
-            Vec::with_capacity(4)
+        // One copy of the parameters' part of the line, and where each parameter lies
+        // in it: `len` bytes from where `from`, a suffix of that part, starts. (The
+        // line is at most a few kilobytes: offsets fit in u16.)
+        let mut spans = SmallVec::new();
+        let span = |from: &str, len: usize| {
+            let start = all_params.len() - from.len();
+            (start as u16, (start + len) as u16)
         };
         loop {
             rest = rest.trim_start_matches(' ');
@@ -137,17 +141,18 @@ impl Message {
                 break;
             }
             if let Some(trailing) = rest.strip_prefix(':') {
-                params.push(trailing.to_owned());
+                spans.push(span(trailing, trailing.len()));
                 break;
             }
-            if params.len() == MAX_PARAMS - 1 {
-                params.push(rest.to_owned());
+            if spans.len() == MAX_PARAMS - 1 {
+                spans.push(span(rest, rest.len()));
                 break;
             }
             let (param, after) = split_at_space(rest);
-            params.push(param.to_owned());
+            spans.push(span(rest, param.len()));
             rest = after;
         }
+        let params = Params::in_text(all_params.to_owned(), spans);
         Ok(Message {
             tags,
             source,
@@ -166,7 +171,7 @@ impl Message {
 
     /// The parameter at `index`, if there is one.
     pub fn param(&self, index: usize) -> Option<&str> {
-        self.params.get(index).map(String::as_str)
+        self.params.get(index)
     }
 
     /// The message as a wire line, CR LF included, with a trailing colon only where
@@ -265,7 +270,7 @@ mod tests {
     fn more_than_fifteen_params_fold_into_the_last() {
         let m = parse("X 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17");
         assert_eq!(m.params.len(), 15);
-        assert_eq!(m.params[14], "15 16 17");
+        assert_eq!(&m.params[14], "15 16 17");
     }
 
     #[test]

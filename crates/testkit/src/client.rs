@@ -55,7 +55,7 @@ impl MessageExt for Message {
     }
 
     fn text(&self) -> &str {
-        self.params.last().map(String::as_str).unwrap_or("")
+        self.params.last().unwrap_or("")
     }
 
     fn line(&self) -> String {

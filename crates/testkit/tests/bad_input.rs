@@ -120,7 +120,7 @@ async fn invalid_utf8_gets_fail_invalid_utf8_and_is_never_relayed() {
     alice.send_raw(b"PRIVMSG #room :caf\xe9 au lait\r\n").await;
     let fail = alice.expect_command("FAIL").await;
     assert_eq!(
-        fail.params[..2],
+        fail.params.iter().take(2).collect::<Vec<_>>(),
         ["PRIVMSG", "INVALID_UTF8"],
         "{}",
         fail.line()

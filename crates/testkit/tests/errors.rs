@@ -18,7 +18,12 @@ fn assert_reply(reply: &Message, code: &str, nick: &str, context: &[&str]) {
     assert_eq!(reply.param(0), Some(nick), "{}", reply.line());
     let n = reply.params.len();
     assert!(n >= 2, "no text in {}", reply.line());
-    assert_eq!(reply.params[1..n - 1], *context, "{}", reply.line());
+    assert_eq!(
+        reply.params.iter().take(n - 1).skip(1).collect::<Vec<_>>(),
+        *context,
+        "{}",
+        reply.line()
+    );
     assert!(!reply.text().is_empty(), "empty text in {}", reply.line());
 }
 

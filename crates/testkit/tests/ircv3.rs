@@ -115,7 +115,7 @@ async fn cap_req_is_all_or_nothing() {
     client.send("CAP REQ :echo-message no-such-cap").await;
     let nak = client.expect_command("CAP").await;
     assert_eq!(
-        nak.params[1..],
+        nak.params.strs()[1..],
         ["NAK", "echo-message no-such-cap"],
         "{}",
         nak.line()
@@ -126,7 +126,7 @@ async fn cap_req_is_all_or_nothing() {
     client.send("CAP REQ :echo-message server-time").await;
     let ack = client.expect_command("CAP").await;
     assert_eq!(
-        ack.params[1..],
+        ack.params.strs()[1..],
         ["ACK", "echo-message server-time"],
         "{}",
         ack.line()

@@ -155,7 +155,7 @@ async fn expect_echo(conn: &mut Connection, i: usize, seed: u64) {
         .await
         .unwrap_or_else(|e| panic!("echo {i}: {e} (proxy seed {seed})"));
     assert_eq!(
-        msg.params.last().map(String::as_str),
+        msg.params.last(),
         Some(format!("PRIVMSG echo :line {i}").as_str()),
         "echo {i} out of order or missing (proxy seed {seed})"
     );

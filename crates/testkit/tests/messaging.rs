@@ -109,7 +109,7 @@ async fn a_message_to_an_away_user_is_delivered_and_the_sender_told_301() {
     bob.expect_numeric("306").await;
     alice.send("PRIVMSG bob :are you there?").await;
     let away = alice.expect_numeric("301").await;
-    assert_eq!(away.params[1..], ["bob", "lunch"], "{}", away.line());
+    assert_eq!(away.params.strs()[1..], ["bob", "lunch"], "{}", away.line());
     bob.expect_privmsg("alice", "bob", "are you there?").await;
 }
 

@@ -191,7 +191,7 @@ async fn an_invitation_reaches_the_invited_user() {
     let mut bob = server.user("bob").await;
     m[0].send("INVITE bob #room").await;
     let inviting = m[0].expect_numeric("341").await;
-    assert_eq!(inviting.params[1..], ["bob", "#room"]);
+    assert_eq!(inviting.params.strs()[1..], ["bob", "#room"]);
     let invite = bob.expect_command("INVITE").await;
     assert!(invite.is_from("alice"), "{}", invite.line());
     assert_eq!(invite.params, ["bob", "#room"]);

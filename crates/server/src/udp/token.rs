@@ -62,7 +62,7 @@ impl Carried {
                 }
                 "USER" if carried.user.is_none() => {
                     if let Some(user) = m.param(0).filter(|u| !u.is_empty()) {
-                        let real = m.params.get(3).map_or(user, String::as_str);
+                        let real = m.params.get(3).unwrap_or(user);
                         carried.user = Some((user.to_owned(), real.to_owned()));
                     }
                 }
