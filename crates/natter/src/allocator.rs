@@ -1,5 +1,5 @@
-//! The server's allocator: mimalloc, called the way Rust's own `System` allocator calls
-//! malloc.
+//! The server's allocator: mimalloc (version 2, see Cargo.toml), called the way Rust's
+//! own `System` allocator calls malloc.
 //!
 //! Lines are allocated on the connection tasks' threads and freed on the hub's, messages
 //! made on the hub's and freed on the store's: glibc spent half the server's time on
