@@ -57,19 +57,16 @@ impl Seq {
 
     /// The message id that names this message on the wire.
     pub fn msgid(self) -> MsgId {
-        // By hand rather than `format!("{:x}")`: one is made for every line relayed.
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // By hand rather than `format!("{:x}")`, a byte (two digits) a step: one is
+        // made for every line relayed.
+        const PAIRS: [[u8; 2]; 256] = hex_pairs();
+        let raw = self.0.unsigned_abs();
         let mut digits = [0u8; 16];
-        let mut rest = self.0.unsigned_abs();
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = DIGITS[(rest & 0xf) as usize];
-            rest >>= 4;
-            if rest == 0 {
-                break;
-            }
+        for (i, pair) in digits.chunks_exact_mut(2).enumerate() {
+            pair.copy_from_slice(&PAIRS[(raw >> (56 - 8 * i)) as u8 as usize]);
         }
+        // No leading zeros, but one digit for zero itself.
+        let start = ((raw | 1).leading_zeros() / 4) as usize;
         // Hex digits only: always UTF-8, and 16 at most: always fits.
         let mut msgid = MsgId::new();
         let _ = msgid.try_push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
@@ -88,6 +85,18 @@ impl Seq {
         }
         i64::from_str_radix(msgid, 16).ok().map(Seq)
     }
+}
+
+/// Every byte as its two lowercase hex digits.
+const fn hex_pairs() -> [[u8; 2]; 256] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
 }
 
 /// The parts of a message as stored, borrowed: what [`StoredMessage::new`] packs and
