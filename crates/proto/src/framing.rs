@@ -19,11 +19,19 @@ pub enum FramedLine<L = Bytes> {
 #[derive(Debug)]
 pub struct LineFramer {
     buf: BytesMut,
-    /// `u32`: a server keeps a framer per connection, and no line is anywhere near
-    /// 4 GiB.
-    max_line: u32,
+    /// Where the first line in `buf` ends, once looked for and found ([`NOT_FOUND`]
+    /// otherwise): a reader asks [`LineFramer::has_line`] before it takes each line,
+    /// and the search is then not made twice.
+    first_end: u32,
+    /// `u16`: a server keeps a framer per connection, and an IRC line with all its
+    /// tags is under 9 KiB. With the two other fields it fits where `max_line` alone
+    /// as a `u32` did.
+    max_line: u16,
     discarding: bool,
 }
+
+/// [`LineFramer::first_end`] when no line end is known.
+const NOT_FOUND: u32 = u32::MAX;
 
 impl Default for LineFramer {
     fn default() -> Self {
@@ -32,11 +40,12 @@ impl Default for LineFramer {
 }
 
 impl LineFramer {
-    /// A framer that refuses lines longer than `max_line` bytes.
+    /// A framer that refuses lines longer than `max_line` bytes (65,535 at most).
     pub fn new(max_line: usize) -> LineFramer {
         LineFramer {
             buf: BytesMut::with_capacity(1024),
-            max_line: u32::try_from(max_line).unwrap_or(u32::MAX),
+            first_end: NOT_FOUND,
+            max_line: u16::try_from(max_line).unwrap_or(u16::MAX),
             discarding: false,
         }
     }
@@ -47,6 +56,8 @@ impl LineFramer {
 
     /// The buffer to read into (for `AsyncReadExt::read_buf`).
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        // Whoever holds the buffer may change what is in it.
+        self.first_end = NOT_FOUND;
         &mut self.buf
     }
 
@@ -64,8 +75,20 @@ impl LineFramer {
     /// more bytes than a line may hold. It may still find nothing but empty or
     /// discarded lines. Lets a reader that must wait before taking a line (flood
     /// control, a full queue) know whether to wait at all, without taking the line.
-    pub fn has_line(&self) -> bool {
-        self.buf.len() > self.max_line() || line_end(&self.buf).is_some()
+    pub fn has_line(&mut self) -> bool {
+        self.buf.len() > self.max_line() || self.first_line_end().is_some()
+    }
+
+    /// Where the first line in the buffer ends (its first CR or LF), remembered until
+    /// the buffer's front moves.
+    fn first_line_end(&mut self) -> Option<usize> {
+        if self.first_end != NOT_FOUND {
+            return Some(self.first_end as usize);
+        }
+        let end = line_end(&self.buf)?;
+        // Past 4 GiB (never, with a bounded read buffer) it is only not remembered.
+        self.first_end = u32::try_from(end).unwrap_or(NOT_FOUND);
+        Some(end)
     }
 
     /// The next complete line, if the buffer holds one.
@@ -94,17 +117,27 @@ impl LineFramer {
     /// first `end` bytes, and `take` must remove those and the terminator after them.
     fn next<T>(&mut self, take: impl FnOnce(&mut BytesMut, usize) -> T) -> Option<FramedLine<T>> {
         loop {
-            match line_end(&self.buf) {
+            match self.first_line_end() {
                 Some(end) => {
+                    self.first_end = NOT_FOUND;
+                    // A CR LF goes as one terminator: otherwise its LF would be found
+                    // next, as an empty line, at the cost of another search.
+                    let crlf =
+                        self.buf.get(end) == Some(&b'\r') && self.buf.get(end + 1) == Some(&b'\n');
+                    let terminator = 1 + usize::from(crlf);
                     if std::mem::take(&mut self.discarding) || end == 0 {
-                        self.buf.advance(end + 1);
+                        self.buf.advance(end + terminator);
                         continue;
                     }
                     if end > self.max_line() {
-                        self.buf.advance(end + 1);
+                        self.buf.advance(end + terminator);
                         return Some(FramedLine::TooLong);
                     }
-                    return Some(FramedLine::Line(take(&mut self.buf, end)));
+                    let line = take(&mut self.buf, end);
+                    if crlf {
+                        self.buf.advance(1);
+                    }
+                    return Some(FramedLine::Line(line));
                 }
                 None => {
                     if self.buf.len() <= self.max_line() {
@@ -207,6 +240,34 @@ mod tests {
             .collect();
         assert_eq!(lent_lines, split_lines);
         assert_eq!(lent.pending(), split.pending());
+    }
+
+    #[test]
+    fn a_line_end_found_before_more_bytes_arrive_still_ends_that_line() {
+        let mut f = LineFramer::new(100);
+        f.extend(b"AB\r");
+        assert!(f.has_line());
+        // The LF of the CR LF comes with the next read, and another line after it.
+        f.extend(b"\nCD\r\nEF");
+        assert_eq!(
+            f.next_line(),
+            Some(FramedLine::Line(Bytes::from_static(b"AB")))
+        );
+        assert!(f.has_line());
+        assert_eq!(
+            f.next_line(),
+            Some(FramedLine::Line(Bytes::from_static(b"CD")))
+        );
+        assert_eq!(f.pending(), 2);
+        assert!(!f.has_line());
+        // A buffer handed out may come back changed: nothing found before is trusted.
+        f.buffer_mut().extend_from_slice(b"\n");
+        assert_eq!(
+            f.next_line(),
+            Some(FramedLine::Line(Bytes::from_static(b"EF")))
+        );
+        assert_eq!(f.next_line(), None);
+        assert_eq!(f.pending(), 0);
     }
 
     #[test]
