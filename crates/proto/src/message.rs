@@ -152,7 +152,7 @@ impl Message {
             spans.push(span(rest, param.len()));
             rest = after;
         }
-        let params = Params::in_text(all_params.to_owned(), spans);
+        let params = Params::in_text(all_params.into(), spans);
         Ok(Message {
             tags,
             source,

@@ -18,9 +18,13 @@ use crate::limits::MAX_PARAMS;
 type Spans = SmallVec<[(u16, u16); 4]>;
 
 /// The parameters of a message, each a `&str`.
+///
+/// 40 bytes, so that a whole [`crate::Message`] stays within the size the compiler
+/// moves inline rather than through a call to `memcpy` (a parsed message is moved
+/// several times on its way to the hub).
 #[derive(Clone, Default)]
 pub struct Params {
-    text: String,
+    text: Box<str>,
     spans: Spans,
 }
 
@@ -31,7 +35,7 @@ impl Params {
 
     /// Parameters that lie in `text` at `spans`. Each span must be within `text` and
     /// on character boundaries, as the parser's are.
-    pub(crate) fn in_text(text: String, spans: Spans) -> Params {
+    pub(crate) fn in_text(text: Box<str>, spans: Spans) -> Params {
         debug_assert!(spans
             .iter()
             .all(|&(start, end)| text.get(start as usize..end as usize).is_some()));
@@ -68,7 +72,8 @@ impl Params {
     }
 
     /// Appends a parameter. Past [`MAX_PARAMS`] or 64 KiB of text, which no line
-    /// reaches, it is dropped.
+    /// reaches, it is dropped. (It copies the text: parsing, which makes nearly
+    /// every `Params`, does not use it.)
     pub fn push(&mut self, param: &str) {
         let start = self.text.len();
         let end = start + param.len();
@@ -78,7 +83,9 @@ impl Params {
         if self.spans.len() >= MAX_PARAMS {
             return;
         }
-        self.text.push_str(param);
+        let mut text = String::from(std::mem::take(&mut self.text));
+        text.push_str(param);
+        self.text = text.into_boxed_str();
         self.spans.push((start16, end16));
     }
 
@@ -144,11 +151,22 @@ impl fmt::Debug for Params {
 
 impl<S: AsRef<str>> FromIterator<S> for Params {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Params {
-        let mut params = Params::new();
+        let mut text = String::new();
+        let mut spans = Spans::new();
         for p in iter {
-            params.push(p.as_ref());
+            let p = p.as_ref();
+            let start = text.len();
+            let (Ok(start16), Ok(end16)) = (u16::try_from(start), u16::try_from(start + p.len()))
+            else {
+                break;
+            };
+            if spans.len() >= MAX_PARAMS {
+                break;
+            }
+            text.push_str(p);
+            spans.push((start16, end16));
         }
-        params
+        Params::in_text(text.into_boxed_str(), spans)
     }
 }
 
@@ -226,7 +244,7 @@ mod tests {
     fn equal_parameters_are_equal_wherever_they_lie() {
         let built: Params = ["bob", "hi"].into_iter().collect();
         let text = String::from("bob :hi");
-        let parsed = Params::in_text(text, [(0, 3), (5, 7)].into_iter().collect());
+        let parsed = Params::in_text(text.into(), [(0, 3), (5, 7)].into_iter().collect());
         assert_eq!(built, parsed);
         let other: Params = ["bob", "hi!"].into_iter().collect();
         assert_ne!(built, other);
@@ -241,5 +259,11 @@ mod tests {
         }
         assert_eq!(params.len(), MAX_PARAMS);
         assert_eq!(params.last(), Some("14"));
+    }
+
+    #[test]
+    fn a_message_stays_small_enough_to_move_inline() {
+        assert!(std::mem::size_of::<Params>() <= 40);
+        assert!(std::mem::size_of::<Result<crate::Message, crate::ParseError>>() <= 128);
     }
 }
