@@ -1,12 +1,13 @@
 //! One IRC line, parsed: `@tags :source COMMAND params :trailing`.
 
+use smallvec::SmallVec;
+
 use crate::command::Command;
 use crate::limits::{MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_PARAMS};
 use crate::params::Params;
 use crate::tags::unescape_tag_value;
 use crate::validate::is_valid_tag_key;
 use crate::writer::LineWriter;
-use smallvec::SmallVec;
 
 /// A message tag. `value` is unescaped; a tag sent without `=` has an empty value.
 #[derive(Clone, Debug, PartialEq, Eq)]

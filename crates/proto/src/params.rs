@@ -75,18 +75,9 @@ impl Params {
     /// reaches, it is dropped. (It copies the text: parsing, which makes nearly
     /// every `Params`, does not use it.)
     pub fn push(&mut self, param: &str) {
-        let start = self.text.len();
-        let end = start + param.len();
-        let (Ok(start16), Ok(end16)) = (u16::try_from(start), u16::try_from(end)) else {
-            return;
-        };
-        if self.spans.len() >= MAX_PARAMS {
-            return;
-        }
         let mut text = String::from(std::mem::take(&mut self.text));
-        text.push_str(param);
+        append(&mut text, &mut self.spans, param);
         self.text = text.into_boxed_str();
-        self.spans.push((start16, end16));
     }
 
     /// The parameters as a list of `&str`, to slice or compare.
@@ -149,22 +140,30 @@ impl fmt::Debug for Params {
     }
 }
 
+/// Appends `param` to `text` and where it lies to `spans`; `false`, with nothing
+/// appended, past [`MAX_PARAMS`] or 64 KiB of text.
+fn append(text: &mut String, spans: &mut Spans, param: &str) -> bool {
+    let start = text.len();
+    let (Ok(start16), Ok(end16)) = (u16::try_from(start), u16::try_from(start + param.len()))
+    else {
+        return false;
+    };
+    if spans.len() >= MAX_PARAMS {
+        return false;
+    }
+    text.push_str(param);
+    spans.push((start16, end16));
+    true
+}
+
 impl<S: AsRef<str>> FromIterator<S> for Params {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Params {
         let mut text = String::new();
         let mut spans = Spans::new();
         for p in iter {
-            let p = p.as_ref();
-            let start = text.len();
-            let (Ok(start16), Ok(end16)) = (u16::try_from(start), u16::try_from(start + p.len()))
-            else {
-                break;
-            };
-            if spans.len() >= MAX_PARAMS {
+            if !append(&mut text, &mut spans, p.as_ref()) {
                 break;
             }
-            text.push_str(p);
-            spans.push((start16, end16));
         }
         Params::in_text(text.into_boxed_str(), spans)
     }
