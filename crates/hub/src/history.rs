@@ -34,21 +34,26 @@ impl Hub {
 
     /// [`Hub::identity_of`], folded on the stack.
     pub(crate) fn identity(&self, id: ClientId) -> FoldedName {
-        let casemapping = self.config.casemapping;
         match self.clients.get(&id) {
-            Some(c) => match c.account.as_deref() {
-                Some(account) => FoldedName::new(casemapping, account),
-                None => {
-                    let nick = FoldedName::new(casemapping, &c.nick);
-                    if self.accounts.contains_key(&*nick) {
-                        // `!` is in no nick nor account name.
-                        FoldedName::with_prefix(casemapping, "!", &c.nick)
-                    } else {
-                        nick
-                    }
+            Some(c) => self.identity_of_client(c),
+            None => FoldedName::new(self.config.casemapping, ""),
+        }
+    }
+
+    /// [`Hub::identity`] of a client already at hand.
+    pub(crate) fn identity_of_client(&self, c: &crate::client::Client) -> FoldedName {
+        let casemapping = self.config.casemapping;
+        match c.account.as_deref() {
+            Some(account) => FoldedName::new(casemapping, account),
+            None => {
+                let nick = FoldedName::new(casemapping, &c.nick);
+                if self.accounts.contains_key(&*nick) {
+                    // `!` is in no nick nor account name.
+                    FoldedName::with_prefix(casemapping, "!", &c.nick)
+                } else {
+                    nick
                 }
-            },
-            None => FoldedName::new(casemapping, ""),
+            }
         }
     }
 

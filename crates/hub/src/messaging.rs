@@ -67,12 +67,6 @@ impl Hub {
         target: &str,
         text: &str,
     ) {
-        let Some(sender) = self.clients.get(&id) else {
-            return;
-        };
-        let source = sender.source_inline();
-        let sender_account = sender.account.clone();
-        let echo = sender.has(Cap::EchoMessage);
         let is_tagmsg = command == "TAGMSG";
         // STATUSMSG: `@#room` reaches the room's operators, `+#room` its voiced too.
         let (status, room) = match target.strip_prefix('@') {
@@ -82,6 +76,16 @@ impl Hub {
                 _ => (None, target),
             },
         };
+        let Some(sender) = self.clients.get(&id) else {
+            return;
+        };
+        let source = sender.source_inline();
+        let sender_account = sender.account.clone();
+        let echo = sender.has(Cap::EchoMessage);
+        // Who the sender is in a direct conversation's key, named while the sender is
+        // at hand.
+        let sender_identity =
+            (!room.starts_with('#') && !is_tagmsg).then(|| self.identity_of_client(sender));
         // Relayed with the sender's source in front, the text must still fit in 512
         // bytes: it is cut (and stored) as relayed.
         let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
@@ -181,17 +185,25 @@ impl Hub {
         // party when that is a nick rather than an account.
         let folded_target = self.folded(target);
         let online = self.nicks.get(&*folded_target).copied();
-        // The account the message is for: its client's, or a registered nick's.
-        let account = match online {
-            Some(to) => self
-                .clients
-                .get(&to)
-                .and_then(|c| c.account.as_deref())
-                .map(|a| self.fold(a)),
-            None => self
-                .accounts
-                .contains_key(&*folded_target)
-                .then(|| folded_target.to_string()),
+        // The account the message is for (its client's, or a registered nick's), and
+        // the recipient's away message for a PRIVMSG, from one look at the recipient.
+        let (account, away) = match online {
+            Some(to) => match self.clients.get(&to) {
+                Some(c) => (
+                    c.account.as_deref().map(|a| self.fold(a)),
+                    c.away
+                        .as_ref()
+                        .filter(|_| command == "PRIVMSG")
+                        .map(|away| (c.nick.clone(), away.clone())),
+                ),
+                None => (None, None),
+            },
+            None => (
+                self.accounts
+                    .contains_key(&*folded_target)
+                    .then(|| folded_target.to_string()),
+                None,
+            ),
         };
         // Every client logged in to that account sees the conversation.
         let recipients: SmallVec<[ClientId; 2]> = match (&account, online) {
@@ -249,7 +261,8 @@ impl Hub {
             // Built in the buffer the hub keeps for it (taken out while the hub is
             // borrowed to name the parties): no allocation per message.
             let mut conversation = std::mem::take(&mut self.direct_key_buf);
-            StoredMessage::write_direct_key(&mut conversation, &self.identity(id), other);
+            let sender_identity = sender_identity.unwrap_or_else(|| self.identity(id));
+            StoredMessage::write_direct_key(&mut conversation, &sender_identity, other);
             // An account with no client connected gets it when it next logs in.
             let offline_for = match (account, recipients.is_empty()) {
                 (Some(a), true) => vec![a],
@@ -265,13 +278,8 @@ impl Hub {
             self.direct_key_buf = conversation;
             self.keep(message, offline_for);
         }
-        if command == "PRIVMSG" {
-            if let Some((nick, away)) = online
-                .and_then(|to| self.clients.get(&to))
-                .and_then(|c| c.away.clone().map(|a| (c.nick.clone(), a)))
-            {
-                self.numeric(out, id, RPL_AWAY, &[&nick, &away]);
-            }
+        if let Some((nick, away)) = away {
+            self.numeric(out, id, RPL_AWAY, &[&nick, &away]);
         }
     }
 
