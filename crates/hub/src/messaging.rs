@@ -323,6 +323,10 @@ impl Hub {
 
 /// The client-only tags of a message as they go on the wire, for the store.
 fn client_tags_wire(msg: &Message) -> String {
+    // Nearly every message has no tags at all: nothing to build or check.
+    if msg.tags.is_empty() {
+        return String::new();
+    }
     let mut wire = Vec::new();
     for tag in msg.tags.iter().filter(|t| t.key.starts_with('+')) {
         if !wire.is_empty() {
