@@ -400,7 +400,7 @@ impl Inbound {
             // Nothing but empty lines: the room goes back.
             return;
         };
-        if !self.framer.has_line() || !self.admit_another() {
+        if !self.another_admitted() {
             room.send(match first {
                 Ok(message) => Event::Line(id, message),
                 Err(error) => Event::BadLine(id, error),
@@ -412,7 +412,7 @@ impl Inbound {
         // A flood-control token is held for the next line at the top of each turn.
         while let Some(line) = self.next_parsed() {
             lines.push(line);
-            if lines.len() == LINES_PER_EVENT || !self.framer.has_line() || !self.admit_another() {
+            if lines.len() == LINES_PER_EVENT || !self.another_admitted() {
                 break;
             }
         }
@@ -429,6 +429,12 @@ impl Inbound {
                 FramedLine::TooLong => Some(Err(ParseError::BodyTooLong)),
             };
         }
+    }
+
+    /// Whether another line is already read and may go with the ones before it:
+    /// then its flood-control token is taken.
+    fn another_admitted(&mut self) -> bool {
+        self.framer.has_line() && self.admit_another()
     }
 
     /// Takes a flood-control token for one more line now, if one is left (always,
