@@ -142,8 +142,11 @@ impl<'a> Outgoing<'a> {
             w.tag("time", &self.time);
         }
         w.start(self.source.as_deref(), self.command);
-        for p in &self.params {
-            w.param(p);
+        if let Some((last, middle)) = self.params.split_last() {
+            for p in middle {
+                w.param(p);
+            }
+            w.trailing(last);
         }
         w.finish_within(natter_proto::MAX_LINE_BYTES)
     }

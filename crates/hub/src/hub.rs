@@ -446,11 +446,11 @@ impl Hub {
             // past 512 bytes.
             let broken = p.is_empty() || p.contains(' ') || p.starts_with(':');
             let p = if i < last && broken { "*" } else { p };
-            w.param(if i < last {
-                cut(p, MAX_ECHOED_PARAM)
+            if i < last {
+                w.param(cut(p, MAX_ECHOED_PARAM));
             } else {
-                p
-            });
+                w.trailing(p);
+            }
         }
         self.send(out, to, Bytes::from(w.finish_within(MAX_LINE_BYTES)));
     }
@@ -666,8 +666,11 @@ impl Hub {
 pub(crate) fn server_line(source: Option<&str>, command: &str, params: &[&str]) -> Bytes {
     let mut w = LineWriter::new();
     w.start(source, command);
-    for p in params {
-        w.param(p);
+    if let Some((last, middle)) = params.split_last() {
+        for p in middle {
+            w.param(p);
+        }
+        w.trailing(last);
     }
     Bytes::from(w.finish_within(MAX_LINE_BYTES))
 }
