@@ -155,7 +155,10 @@ impl LineWriter {
         else {
             return;
         };
-        debug_assert!(!has_colon || last, "nothing but `finish` follows `trailing`");
+        debug_assert!(
+            !has_colon || last,
+            "nothing but `finish` follows `trailing`"
+        );
         debug_assert!(
             last || !(self.buf[start..end].is_empty() || self.buf[start..end].contains(&b' ')),
             "only the last parameter may be empty or hold a space"
