@@ -84,16 +84,7 @@ impl LineWriter {
     /// Adds a parameter, after a space. Where each ends is kept until the next, so
     /// that the last can be given its colon once it is known to be the last.
     pub fn param(&mut self, param: &str) -> &mut Self {
-        self.flush_pending(false);
-        self.buf.push(b' ');
-        let start = self.buf.len();
-        self.buf.extend_from_slice(param.as_bytes());
-        self.pending = Some(Pending {
-            start,
-            end: self.buf.len(),
-            has_colon: false,
-        });
-        self
+        self.put_param(b" ", param, false)
     }
 
     /// Adds the last parameter, colon and all, as [`LineWriter::param`] then
@@ -104,14 +95,20 @@ impl LineWriter {
         if self.minimal {
             return self.param(param);
         }
+        self.put_param(b" :", param, true)
+    }
+
+    /// Writes `lead` (the space, and the colon if `has_colon`), then `param`, and
+    /// keeps where it lies until the next parameter or the end.
+    fn put_param(&mut self, lead: &[u8], param: &str, has_colon: bool) -> &mut Self {
         self.flush_pending(false);
-        self.buf.extend_from_slice(b" :");
+        self.buf.extend_from_slice(lead);
         let start = self.buf.len();
         self.buf.extend_from_slice(param.as_bytes());
         self.pending = Some(Pending {
             start,
             end: self.buf.len(),
-            has_colon: true,
+            has_colon,
         });
         self
     }
