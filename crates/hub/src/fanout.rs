@@ -141,13 +141,8 @@ impl<'a> Outgoing<'a> {
         if variant & TIME != 0 {
             w.tag("time", &self.time);
         }
-        w.start(self.source.as_deref(), self.command);
-        if let Some((last, middle)) = self.params.split_last() {
-            for p in middle {
-                w.param(p);
-            }
-            w.trailing(last);
-        }
+        w.start(self.source.as_deref(), self.command)
+            .params(&self.params);
         w.finish_within(natter_proto::MAX_LINE_BYTES)
     }
 

@@ -665,13 +665,7 @@ impl Hub {
 /// A line with an optional source and no tags.
 pub(crate) fn server_line(source: Option<&str>, command: &str, params: &[&str]) -> Bytes {
     let mut w = LineWriter::new();
-    w.start(source, command);
-    if let Some((last, middle)) = params.split_last() {
-        for p in middle {
-            w.param(p);
-        }
-        w.trailing(last);
-    }
+    w.start(source, command).params(params);
     Bytes::from(w.finish_within(MAX_LINE_BYTES))
 }
 

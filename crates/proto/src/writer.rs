@@ -98,6 +98,17 @@ impl LineWriter {
         self.put_param(b" :", param, true)
     }
 
+    /// Adds every parameter of `params`, the last as [`LineWriter::trailing`].
+    pub fn params<P: AsRef<str>>(&mut self, params: &[P]) -> &mut Self {
+        if let Some((last, middle)) = params.split_last() {
+            for p in middle {
+                self.param(p.as_ref());
+            }
+            self.trailing(last.as_ref());
+        }
+        self
+    }
+
     /// Writes `lead` (the space, and the colon if `has_colon`), then `param`, and
     /// keeps where it lies until the next parameter or the end.
     fn put_param(&mut self, lead: &[u8], param: &str, has_colon: bool) -> &mut Self {
