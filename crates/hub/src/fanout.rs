@@ -7,6 +7,8 @@ use bytes::Bytes;
 use natter_proto::{LineWriter, Tag};
 use smallvec::SmallVec;
 
+use natter_store::Seq;
+
 use crate::caps::{Cap, CapSet};
 
 /// Which tags a recipient gets, as a bit set: at most eight encodings of one line.
@@ -19,7 +21,7 @@ const ACCOUNT: usize = 4;
 /// source, the text and the msgid into the line first would cost more than that.
 pub struct Outgoing<'a> {
     time: Cow<'a, str>,
-    msgid: Option<Cow<'a, str>>,
+    msgid: Option<LineMsgid<'a>>,
     account: Option<Cow<'a, str>>,
     /// The sender's tags; only the client-only ones (`+key`) are relayed.
     client_tags: &'a [Tag],
@@ -52,7 +54,8 @@ impl<'a> Outgoing<'a> {
         }
     }
 
-    /// A PRIVMSG, NOTICE or TAGMSG (no text) from a user, built in one step.
+    /// A PRIVMSG, NOTICE or TAGMSG (no text) from a user, built in one step. Its
+    /// msgid is the one `seq` names, built only for recipients that take it.
     #[allow(clippy::too_many_arguments)]
     pub fn message(
         time: &'a str,
@@ -60,7 +63,7 @@ impl<'a> Outgoing<'a> {
         command: &'static str,
         target: &'a str,
         text: Option<&'a str>,
-        msgid: &'a str,
+        seq: Seq,
         account: Option<&'a str>,
         client_tags: &'a [Tag],
     ) -> Outgoing<'a> {
@@ -69,7 +72,7 @@ impl<'a> Outgoing<'a> {
         params.extend(text.map(Cow::Borrowed));
         Outgoing {
             time: Cow::Borrowed(time),
-            msgid: Some(Cow::Borrowed(msgid)),
+            msgid: Some(LineMsgid::Numbered(seq)),
             account: account.map(Cow::Borrowed),
             client_tags,
             source: Some(Cow::Borrowed(source)),
@@ -92,7 +95,7 @@ impl<'a> Outgoing<'a> {
     }
 
     pub fn msgid(mut self, msgid: impl Into<Cow<'a, str>>) -> Outgoing<'a> {
-        self.msgid = Some(msgid.into());
+        self.msgid = Some(LineMsgid::Given(msgid.into()));
         self
     }
 
@@ -132,7 +135,9 @@ impl<'a> Outgoing<'a> {
         }
         if variant & MSGID_AND_CLIENT_TAGS != 0 {
             if let Some(msgid) = &self.msgid {
-                w.tag("msgid", msgid);
+                msgid.with(|msgid| {
+                    w.tag("msgid", msgid);
+                });
             }
             for tag in self.client_tags.iter().filter(|t| t.key.starts_with('+')) {
                 w.tag(&tag.key, &tag.value);
@@ -156,7 +161,10 @@ impl<'a> Outgoing<'a> {
             tags += self.account.as_deref().map_or(0, |a| tag("account", a));
         }
         if variant & MSGID_AND_CLIENT_TAGS != 0 {
-            tags += self.msgid.as_deref().map_or(0, |m| tag("msgid", m));
+            tags += self
+                .msgid
+                .as_ref()
+                .map_or(0, |m| m.with(|m| tag("msgid", m)));
             tags += self
                 .client_tags
                 .iter()
@@ -171,6 +179,23 @@ impl<'a> Outgoing<'a> {
         let params: usize = self.params.iter().map(|p| 1 + p.len()).sum();
         let colon = usize::from(!self.params.is_empty());
         tags + usize::from(tags > 0) + source + self.command.len() + params + colon + 2
+    }
+}
+
+/// The msgid a line carries.
+enum LineMsgid<'a> {
+    Given(Cow<'a, str>),
+    /// The one a message's number names ([`Seq::msgid`]): most recipients take no
+    /// msgid, so it is not built for them.
+    Numbered(Seq),
+}
+
+impl LineMsgid<'_> {
+    fn with<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            LineMsgid::Given(msgid) => f(msgid),
+            LineMsgid::Numbered(seq) => f(&seq.msgid()),
+        }
     }
 }
 
@@ -190,7 +215,8 @@ mod tests {
                 value: "not-relayed".into(),
             },
         ];
-        let mut o = Outgoing::message("T", "a!b@c", "PRIVMSG", "#r", Some("hi"), "m1", None, &tags);
+        let seq = Seq::from_raw(0x19abc);
+        let mut o = Outgoing::message("T", "a!b@c", "PRIVMSG", "#r", Some("hi"), seq, None, &tags);
         assert_eq!(
             &o.for_caps(CapSet::default())[..],
             b":a!b@c PRIVMSG #r :hi\r\n"
@@ -200,7 +226,7 @@ mod tests {
         caps.set(Cap::MessageTags, true);
         assert_eq!(
             &o.for_caps(caps)[..],
-            b"@msgid=m1;+draft/reply=x1;time=T :a!b@c PRIVMSG #r :hi\r\n"
+            b"@msgid=19abc;+draft/reply=x1;time=T :a!b@c PRIVMSG #r :hi\r\n"
         );
     }
 
@@ -217,8 +243,9 @@ mod tests {
             },
         ];
         let account = Some("alice");
+        let seq = Seq::at(1_764_236_000_123).next(0);
         for text in [Some("hello there"), Some(""), None] {
-            let o = Outgoing::message("T0", "a!b@c", "PRIVMSG", "#r", text, "m1", account, &tags);
+            let o = Outgoing::message("T0", "a!b@c", "PRIVMSG", "#r", text, seq, account, &tags);
             for variant in 0..8 {
                 let line = o.encode(variant);
                 assert_eq!(o.encoded_len(variant), line.len(), "variant {variant}");

@@ -422,7 +422,7 @@ fn replay_line(m: &StoredMessage, batch: Option<&str>, caps: CapSet) -> Bytes {
         w.tag("account", account);
     }
     if caps.has(Cap::MessageTags) {
-        w.tag("msgid", m.msgid());
+        w.tag("msgid", &m.msgid());
         for tag in m.client_tags().split(';').filter(|t| !t.is_empty()) {
             let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
             w.tag(key, &natter_proto::unescape_tag_value(value));

@@ -92,7 +92,6 @@ impl Hub {
         let text = crate::hub::cut(text, MAX_LINE_BYTES.saturating_sub(overhead));
         // Live and replayed from history, the message has the same id and time.
         let seq = self.next_seq();
-        let msgid = seq.msgid();
         let time = self.time_tag(seq.time_ms());
         // The line and the stored message borrow the same parts: nothing is copied
         // for the relay, and the stored message copies them once, into one piece.
@@ -102,14 +101,14 @@ impl Hub {
             command,
             target,
             (!is_tagmsg).then_some(text),
-            &msgid,
+            seq,
             sender_account.as_deref(),
             &msg.tags,
         );
         // What history keeps of it, but the conversation, which depends on the target.
         let client_tags = client_tags_wire(msg);
         let stored = MessageParts {
-            msgid: &msgid,
+            msgid: None,
             target: "",
             command,
             source: &source,

@@ -306,7 +306,7 @@ fn what_is_stored_is_what_was_delivered() {
         [natter_hub::StoredMessage::new(
             seq,
             natter_hub::MessageParts {
-                msgid: &msgid,
+                msgid: Some(&msgid),
                 target: "#room",
                 command: "PRIVMSG",
                 source: "alice!alice@127.0.0.1",

@@ -66,23 +66,6 @@ pub(crate) fn fits(first: Seq, count: usize, seq: Seq) -> bool {
     count < MAX_MESSAGES && seq.time_ms() - first.time_ms() <= MAX_SPAN_MS
 }
 
-/// Whether `msgid` is the one `seq` names ([`Seq::msgid`]: lowercase hex without
-/// leading zeros), compared digit by digit without building it.
-fn is_derived_msgid(seq: Seq, msgid: &str) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut rest = seq.raw().unsigned_abs();
-    let mut digits = msgid.bytes().rev();
-    loop {
-        if digits.next() != Some(DIGITS[(rest & 0xf) as usize]) {
-            return false;
-        }
-        rest >>= 4;
-        if rest == 0 {
-            return digits.next().is_none();
-        }
-    }
-}
-
 /// Builds chunk bodies from messages already in `Seq` order.
 pub(crate) struct ChunkBuilder {
     body: Vec<u8>,
@@ -141,12 +124,12 @@ impl ChunkBuilder {
             "TAGMSG" => TAGMSG,
             _ => OTHER_COMMAND,
         };
-        let explicit_msgid = !is_derived_msgid(m.seq, m.msgid());
+        let own_msgid = m.own_msgid();
         let mut flags = command << COMMAND_SHIFT;
         if m.account().is_some() {
             flags |= ACCOUNT;
         }
-        if explicit_msgid {
+        if own_msgid.is_some() {
             flags |= EXPLICIT_MSGID;
         }
         if m.members_only {
@@ -156,8 +139,8 @@ impl ChunkBuilder {
         if command == OTHER_COMMAND {
             put_field(&mut self.body, m.command());
         }
-        if explicit_msgid {
-            put_field(&mut self.body, m.msgid());
+        if let Some(msgid) = own_msgid {
+            put_field(&mut self.body, msgid);
         }
         self.put_name(m.source());
         if let Some(account) = m.account() {
@@ -208,18 +191,10 @@ pub(crate) struct MessageView<'a> {
 
 impl MessageView<'_> {
     pub(crate) fn to_message(self, target: &str) -> StoredMessage {
-        let derived;
-        let msgid = match self.msgid {
-            Some(msgid) => msgid,
-            None => {
-                derived = self.seq.msgid();
-                &derived
-            }
-        };
         let mut message = StoredMessage::new(
             self.seq,
             MessageParts {
-                msgid,
+                msgid: self.msgid,
                 target,
                 command: self.command,
                 source: self.source,
@@ -422,13 +397,13 @@ mod tests {
         });
         odd.members_only = true;
         let legacy = message(odd.seq.next(5_000), "").with(|m| {
-            m.msgid = "19abc-1";
+            m.msgid = Some("19abc-1");
             m.command = "WALLOPS";
             m.account = Some("");
         });
         let zero_padded = message(legacy.seq.next(0), "x");
         let padded_msgid = format!("0{}", zero_padded.seq.msgid());
-        let zero_padded = zero_padded.with(|m| m.msgid = &padded_msgid);
+        let zero_padded = zero_padded.with(|m| m.msgid = Some(&padded_msgid));
         let mut messages = vec![message(first, "hello"), odd, legacy, zero_padded];
         // More names than the table holds, used again after it is full.
         let mut seq = messages[3].seq;
@@ -476,19 +451,6 @@ mod tests {
         assert!(read_back(columns, &format)
             .unwrap_err()
             .contains("unknown chunk format"));
-    }
-
-    #[test]
-    fn a_derived_msgid_is_recognised_exactly() {
-        for seq in [Seq::at(0), Seq::at(1), Seq::at(1_764_236_000_123).next(0)] {
-            assert!(is_derived_msgid(seq, &seq.msgid()));
-            assert!(!is_derived_msgid(seq, &format!("0{}", seq.msgid())));
-            assert!(!is_derived_msgid(seq, &seq.msgid().as_str()[1..]));
-        }
-        assert!(is_derived_msgid(Seq::from_raw(0xabc), "abc"));
-        assert!(!is_derived_msgid(Seq::from_raw(0xabc), "ABC"));
-        assert!(!is_derived_msgid(Seq::at(0), ""));
-        assert!(!is_derived_msgid(Seq::at(1), "19abc-1"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What the store keeps.
 
+use std::borrow::Cow;
+
 /// A registered account. Names are stored folded (by the server's casemapping), the
 /// spelling the user chose is kept for display.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +87,23 @@ impl Seq {
         }
         i64::from_str_radix(msgid, 16).ok().map(Seq)
     }
+
+    /// Whether `msgid` is the one this number names ([`Seq::msgid`]: lowercase hex
+    /// without leading zeros), compared digit by digit without building it.
+    pub fn names(self, msgid: &str) -> bool {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut rest = self.0.unsigned_abs();
+        let mut digits = msgid.bytes().rev();
+        loop {
+            if digits.next() != Some(DIGITS[(rest & 0xf) as usize]) {
+                return false;
+            }
+            rest >>= 4;
+            if rest == 0 {
+                return digits.next().is_none();
+            }
+        }
+    }
 }
 
 /// Every byte as its two lowercase hex digits.
@@ -103,9 +122,10 @@ const fn hex_pairs() -> [[u8; 2]; 256] {
 /// [`StoredMessage::parts`] gives back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageParts<'a> {
-    /// As relayed: `seq.msgid()`, except for messages kept before msgids were
-    /// derived from the sequence number.
-    pub msgid: &'a str,
+    /// The msgid it was relayed with, when that is not the one its number names
+    /// (messages kept before msgids were derived from the sequence number); `None`
+    /// for the usual [`Seq::msgid`], which is then never built unless asked for.
+    pub msgid: Option<&'a str>,
     /// The conversation: a folded room name, or [`StoredMessage::direct_key`].
     pub target: &'a str,
     /// PRIVMSG, NOTICE or TAGMSG.
@@ -138,6 +158,8 @@ pub struct StoredMessage {
     /// Where each part ends in `packed`.
     ends: [u32; PARTS],
     has_account: bool,
+    /// The msgid is the first part, not the one `seq` names.
+    own_msgid: bool,
 }
 
 /// The text parts of a message: msgid, target, command, source, account, recipient,
@@ -146,8 +168,10 @@ const PARTS: usize = 8;
 
 impl StoredMessage {
     pub fn new(seq: Seq, parts: MessageParts<'_>) -> StoredMessage {
+        // A msgid its number names is kept as that: one message, one representation.
+        let own_msgid = parts.msgid.filter(|msgid| !seq.names(msgid));
         let fields = [
-            parts.msgid,
+            own_msgid.unwrap_or(""),
             parts.target,
             parts.command,
             parts.source,
@@ -169,6 +193,7 @@ impl StoredMessage {
             packed: packed.into_boxed_str(),
             ends,
             has_account: parts.account.is_some(),
+            own_msgid: own_msgid.is_some(),
         }
     }
 
@@ -181,7 +206,7 @@ impl StoredMessage {
 
     pub fn parts(&self) -> MessageParts<'_> {
         MessageParts {
-            msgid: self.msgid(),
+            msgid: self.own_msgid(),
             target: self.target(),
             command: self.command(),
             source: self.source(),
@@ -202,8 +227,17 @@ impl StoredMessage {
         }
     }
 
-    pub fn msgid(&self) -> &str {
-        self.part(0)
+    /// The msgid it was relayed with; built from its number for nearly every message.
+    pub fn msgid(&self) -> Cow<'_, str> {
+        match self.own_msgid() {
+            Some(msgid) => Cow::Borrowed(msgid),
+            None => Cow::Owned(self.seq.msgid().to_string()),
+        }
+    }
+
+    /// Its msgid when that is not the one its number names ([`MessageParts::msgid`]).
+    pub fn own_msgid(&self) -> Option<&str> {
+        self.own_msgid.then(|| self.part(0))
     }
 
     pub fn target(&self) -> &str {
@@ -265,7 +299,7 @@ impl StoredMessage {
         StoredMessage::new(
             seq,
             MessageParts {
-                msgid: &seq.msgid(),
+                msgid: None,
                 target: room,
                 command: "PRIVMSG",
                 source: "a!b@c",
@@ -360,6 +394,36 @@ mod tests {
         let later = third.next(2_000);
         assert_eq!(later, Seq::at(2_000));
         assert_eq!(later.time_ms(), 2_000);
+    }
+
+    #[test]
+    fn a_derived_msgid_is_recognised_exactly() {
+        for seq in [Seq::at(0), Seq::at(1), Seq::at(1_764_236_000_123).next(0)] {
+            assert!(seq.names(&seq.msgid()));
+            assert!(!seq.names(&format!("0{}", seq.msgid())));
+            assert!(!seq.names(&seq.msgid().as_str()[1..]));
+        }
+        assert!(Seq::from_raw(0xabc).names("abc"));
+        assert!(!Seq::from_raw(0xabc).names("ABC"));
+        assert!(!Seq::at(0).names(""));
+        assert!(!Seq::at(1).names("19abc-1"));
+    }
+
+    #[test]
+    fn a_message_keeps_its_msgid_once_whichever_way_it_was_given() {
+        let seq = Seq::at(1_764_236_000_123).next(0);
+        let derived = StoredMessage::example(seq, "#r", "hi");
+        let msgid = seq.msgid();
+        let spelled_out = derived.with(|m| m.msgid = Some(&msgid));
+        assert_eq!(spelled_out, derived);
+        assert_eq!(spelled_out.own_msgid(), None);
+        assert_eq!(derived.msgid(), seq.msgid().as_str());
+        let legacy = derived.with(|m| m.msgid = Some("19abc-1"));
+        assert_ne!(legacy, derived);
+        assert_eq!(legacy.own_msgid(), Some("19abc-1"));
+        assert_eq!(legacy.msgid(), "19abc-1");
+        let empty = derived.with(|m| m.msgid = Some(""));
+        assert_eq!(empty.msgid(), "");
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub(crate) fn schema_two_body(seq: Seq, body: &str) -> StoredMessage {
     StoredMessage::new(
         seq,
         MessageParts {
-            msgid,
+            msgid: Some(msgid),
             // Not kept in the chunk: the conversation is its column.
             target: "",
             command,

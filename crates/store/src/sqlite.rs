@@ -1116,7 +1116,7 @@ mod tests {
         // New messages go after the old ones.
         let next = room[1].seq.next(0);
         let msgid = next.msgid();
-        let mut new = room[1].with(|m| m.msgid = &msgid);
+        let mut new = room[1].with(|m| m.msgid = Some(&msgid));
         new.seq = next;
         store
             .write(&[Write::Message {
@@ -1157,7 +1157,7 @@ mod tests {
                 message: StoredMessage::new(
                     seq,
                     MessageParts {
-                        msgid: &seq.msgid(),
+                        msgid: Some(&seq.msgid()),
                         target: &target,
                         command: "PRIVMSG",
                         source: "a!b@c",
@@ -1357,7 +1357,7 @@ mod tests {
         println!("LATEST * 100 of 100,000 messages: {:?}", started.elapsed());
         assert_eq!(found.len(), 100);
         let before = HistoryQuery::Before {
-            at: Selector::Msgid(found[0].msgid().to_owned()),
+            at: Selector::Msgid(found[0].msgid().into_owned()),
             limit: 100,
         };
         let started = std::time::Instant::now();

@@ -18,7 +18,7 @@ fn message(n: i64, target: &str) -> StoredMessage {
     StoredMessage::new(
         seq(n),
         MessageParts {
-            msgid: &msgid(n),
+            msgid: Some(&msgid(n)),
             target,
             command: "PRIVMSG",
             source: "alice!a@host",
@@ -49,7 +49,7 @@ fn store_with(count: i64) -> SqliteStore {
 }
 
 fn ids(messages: &[StoredMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.msgid().to_owned()).collect()
+    messages.iter().map(|m| m.msgid().into_owned()).collect()
 }
 
 fn names(list: &[i64]) -> Vec<String> {
@@ -449,7 +449,7 @@ fn a_large_transaction_of_one_conversation_reads_back_whole() {
         .map(|&n| Write::Message {
             message: {
                 let msgid = Seq::at(n).msgid();
-                let mut m = message(n, "#room").with(|m| m.msgid = &msgid);
+                let mut m = message(n, "#room").with(|m| m.msgid = Some(&msgid));
                 m.seq = Seq::at(n);
                 m
             },
