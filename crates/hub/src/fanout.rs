@@ -5,9 +5,8 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use natter_proto::{LineWriter, Tag};
-use smallvec::SmallVec;
-
 use natter_store::Seq;
+use smallvec::SmallVec;
 
 use crate::caps::{Cap, CapSet};
 
