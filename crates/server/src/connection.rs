@@ -28,9 +28,11 @@ use crate::send_queue::{send_queue, Outgoing, QueueState};
 use crate::token_bucket::TokenBucket;
 use crate::tracker::{Tracked, Tracker};
 
-/// Bytes taken from the socket per read. Reads land in a buffer shared by the
-/// connections of a thread, and only bytes that are not yet a whole line are kept
-/// per connection: an idle connection holds no read buffer at all.
+/// Bytes taken from the socket per read. A read with nothing kept lands in a buffer
+/// shared by the connections of a thread, and only bytes that are not yet a whole
+/// line are kept per connection: an idle connection holds no read buffer at all. A
+/// read behind a partial line (in a burst, nearly every one) goes straight into that
+/// connection's buffer.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A connection's leftover bytes (a partial line) are copied into a right-sized buffer
@@ -450,7 +452,8 @@ impl Inbound {
     }
 }
 
-/// Reads once into the thread's scratch buffer and appends what came to `buf`. While
+/// Reads once and appends what came to `buf`: through the thread's scratch buffer when
+/// `buf` is empty, straight in behind the partial line it holds otherwise. While
 /// nothing is to be read, `buf` gives up its memory if it holds no partial line, or
 /// more room than the partial line needs.
 fn poll_read_into<R: AsyncRead + Unpin>(
@@ -458,11 +461,20 @@ fn poll_read_into<R: AsyncRead + Unpin>(
     cx: &mut TaskContext<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    let polled = READ_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => read_scratch(reader, cx, &mut scratch, buf),
-        // Not reached (nothing reads from within a read), but never a panic.
-        Err(_) => read_scratch(reader, cx, &mut vec![0; READ_CHUNK], buf),
-    });
+    let polled = if buf.is_empty() {
+        READ_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => read_scratch(reader, cx, &mut scratch, buf),
+            // Not reached (nothing reads from within a read), but never a panic.
+            Err(_) => read_scratch(reader, cx, &mut vec![0; READ_CHUNK], buf),
+        })
+    } else {
+        // Nearly every read of a burst ends inside a line, and the rest follows at
+        // once: read it in place rather than copy every byte from the scratch buffer.
+        // (`reserve` moves the partial line back to the front of its allocation when
+        // that leaves room, so a burst reuses one allocation.)
+        buf.reserve(READ_CHUNK);
+        std::pin::pin!(reader.read_buf(buf)).poll(cx)
+    };
     if polled.is_pending() {
         if buf.is_empty() {
             // Even with no room left, an empty buffer that lines were cut from still
@@ -680,6 +692,28 @@ mod tests {
     ) -> WriteEnd {
         let mut outbound = Outbound::default();
         poll_fn(|cx| outbound.poll(cx, &mut outgoing, &mut socket)).await
+    }
+
+    #[tokio::test]
+    async fn a_read_behind_a_partial_line_completes_it_and_idle_gives_the_room_back() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        let mut buf = BytesMut::new();
+        client.write_all(b"PRIVMSG bob :hel").await.expect("write");
+        let read = poll_fn(|cx| poll_read_into(&mut server, cx, &mut buf)).await;
+        assert_eq!(read.expect("read"), 16);
+        // The rest arrives behind the partial line, in the same buffer.
+        client
+            .write_all(b"lo\r\nPING x\r\nPRIV")
+            .await
+            .expect("write");
+        let read = poll_fn(|cx| poll_read_into(&mut server, cx, &mut buf)).await;
+        assert_eq!(read.expect("read"), 16);
+        assert_eq!(&buf[..], b"PRIVMSG bob :hello\r\nPING x\r\nPRIV");
+        // Nothing more to read: only what the bytes kept need is held while waiting.
+        let waiting = poll_fn(|cx| Poll::Ready(poll_read_into(&mut server, cx, &mut buf))).await;
+        assert!(waiting.is_pending());
+        assert_eq!(&buf[..], b"PRIVMSG bob :hello\r\nPING x\r\nPRIV");
+        assert!(buf.capacity() <= KEEP_READ_BYTES, "{}", buf.capacity());
     }
 
     #[tokio::test]
