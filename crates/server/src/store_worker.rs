@@ -129,8 +129,9 @@ fn run(
     retention: Option<Duration>,
 ) {
     let mut next_prune = Instant::now();
-    // Kept from group to group: a group allocates nothing but what it reports.
-    let mut writes: Vec<Write> = Vec::new();
+    // The group's batches of writes as the hub sent them: committed as they are,
+    // without moving every write into one list first.
+    let mut batches: Vec<Vec<Write>> = Vec::new();
     let mut write_tickets = Vec::new();
     let mut requests: Vec<StoreRequest> = Vec::new();
     loop {
@@ -169,16 +170,16 @@ fn run(
         for request in requests.drain(..) {
             match request.job {
                 StoreJob::Write(batch) => {
-                    writes.extend(batch);
+                    batches.push(batch);
                     write_tickets.push(request.ticket);
                 }
                 job => {
-                    commit(store, events, &mut writes, &mut write_tickets);
+                    commit(store, events, &mut batches, &mut write_tickets);
                     report(events, request.ticket, read(store, job));
                 }
             }
         }
-        commit(store, events, &mut writes, &mut write_tickets);
+        commit(store, events, &mut batches, &mut write_tickets);
         // Committed or failed, the group's writes no longer wait.
         backlog.add_permits(permits as usize);
     }
@@ -215,20 +216,22 @@ fn group_size(requests: &[StoreRequest]) -> usize {
 fn commit(
     store: &mut dyn Store,
     events: &mpsc::UnboundedSender<Event>,
-    writes: &mut Vec<Write>,
+    batches: &mut Vec<Vec<Write>>,
     write_tickets: &mut Vec<u64>,
 ) {
     if write_tickets.is_empty() {
         return;
     }
-    let outcome = match store.write(writes) {
+    let slices: Vec<&[Write]> = batches.iter().map(Vec::as_slice).collect();
+    let outcome = match store.write_all(&slices) {
         Ok(()) => StoreOutcome::Written,
         Err(e) => {
-            tracing::error!("the store could not commit {} writes: {e}", writes.len());
+            let writes: usize = slices.iter().map(|batch| batch.len()).sum();
+            tracing::error!("the store could not commit {writes} writes: {e}");
             StoreOutcome::Failed(e.to_string())
         }
     };
-    writes.clear();
+    batches.clear();
     // The hub task is gone only at shutdown; nothing is left to tell then.
     let _ = events.send(Event::StoresDone {
         tickets: std::mem::take(write_tickets),
@@ -279,7 +282,7 @@ mod tests {
     }
 
     impl Store for GatedStore {
-        fn write(&mut self, _: &[Write]) -> Result<(), StoreError> {
+        fn write_all(&mut self, _: &[&[Write]]) -> Result<(), StoreError> {
             let _ = self.gate.recv_timeout(WAIT);
             Ok(())
         }

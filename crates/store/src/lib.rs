@@ -26,7 +26,14 @@ pub use sqlite::SqliteStore;
 pub trait Store: Send {
     /// Applies every write in one transaction: all of them are durable when this
     /// returns `Ok`, none of them when it returns `Err`.
-    fn write(&mut self, batch: &[Write]) -> Result<(), StoreError>;
+    fn write(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+        self.write_all(&[batch])
+    }
+
+    /// Applies the writes of several batches, in order, in one transaction, as
+    /// [`Store::write`] would their writes one after another: a group commit takes
+    /// the batches as they came, without gathering their writes into one list.
+    fn write_all(&mut self, batches: &[&[Write]]) -> Result<(), StoreError>;
 
     /// Messages of one conversation (a folded room name, or a direct conversation key
     /// from [`StoredMessage::direct_key`]), oldest first.

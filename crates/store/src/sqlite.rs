@@ -424,7 +424,7 @@ impl SqliteStore {
     }
 
     /// Runs the writes of one transaction, learning the ids of new conversations.
-    fn apply_all(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+    fn apply_all(&mut self, batches: &[&[Write]]) -> Result<(), StoreError> {
         let stored_up_to = match self.stored_up_to {
             Some(seq) => seq,
             None => self.last_seq()?.map_or(i64::MIN, Seq::raw),
@@ -437,10 +437,12 @@ impl SqliteStore {
             pending: &mut self.pending,
             conversations: &mut self.conversations,
         };
-        for (place, write) in batch.iter().enumerate() {
-            writer.apply(write, place)?;
+        for (b, batch) in batches.iter().enumerate() {
+            for (i, write) in batch.iter().enumerate() {
+                writer.apply(write, Place::new(b, i))?;
+            }
         }
-        writer.flush(batch)?;
+        writer.flush(batches)?;
         let written_up_to = self.pending.newest.max(stored_up_to);
         tx.commit().context("cannot commit")?;
         self.stored_up_to = Some(written_up_to);
@@ -480,10 +482,27 @@ struct Pending {
     builder: ChunkBuilder,
 }
 
+/// Where a write is among the batches of a transaction.
+#[derive(Clone, Copy)]
+struct Place {
+    batch: usize,
+    index: usize,
+}
+
+impl Place {
+    fn new(batch: usize, index: usize) -> Place {
+        Place { batch, index }
+    }
+
+    fn of<'w>(self, batches: &[&'w [Write]]) -> Option<&'w Write> {
+        batches.get(self.batch)?.get(self.index)
+    }
+}
+
 struct PendingConversation {
     id: i64,
-    /// (seq, the message's place in the batch).
-    messages: Vec<(Seq, usize)>,
+    /// (seq, the message's place among the transaction's writes).
+    messages: Vec<(Seq, Place)>,
     newest: Seq,
     in_order: bool,
 }
@@ -495,9 +514,9 @@ impl Pending {
         self.newest = i64::MIN;
     }
 
-    /// Adds a message newer than everything in history, the write at `place` in the
-    /// batch; `false` if this transaction already holds it.
-    fn add(&mut self, conversation: i64, m: &StoredMessage, place: usize) -> bool {
+    /// Adds a message newer than everything in history, the write at `place` among
+    /// the transaction's; `false` if this transaction already holds it.
+    fn add(&mut self, conversation: i64, m: &StoredMessage, place: Place) -> bool {
         let slot = match self.index.get(&conversation) {
             Some(slot) => *slot,
             None => {
@@ -546,7 +565,7 @@ struct BatchWriter<'t> {
 }
 
 impl BatchWriter<'_> {
-    fn apply(&mut self, write: &Write, place: usize) -> Result<(), StoreError> {
+    fn apply(&mut self, write: &Write, place: Place) -> Result<(), StoreError> {
         let tx = self.tx;
         let fail = "cannot commit";
         match write {
@@ -650,7 +669,7 @@ impl BatchWriter<'_> {
 
     /// Writes the gathered messages: each conversation's in `Seq` order, in chunks
     /// of at most `chunk::MAX_MESSAGES` spanning at most `chunk::MAX_SPAN_MS`.
-    fn flush(&mut self, batch: &[Write]) -> Result<(), StoreError> {
+    fn flush(&mut self, batches: &[&[Write]]) -> Result<(), StoreError> {
         let pending = &mut *self.pending;
         for entry in &mut pending.conversations[..pending.in_use] {
             if !entry.in_order {
@@ -659,7 +678,7 @@ impl BatchWriter<'_> {
             let builder = &mut pending.builder;
             builder.clear();
             for (seq, place) in &entry.messages {
-                let Write::Message { message, .. } = &batch[*place] else {
+                let Some(Write::Message { message, .. }) = place.of(batches) else {
                     continue;
                 };
                 if !builder.fits(*seq) {
@@ -721,8 +740,8 @@ fn rewrite_chunk(tx: &Transaction<'_>, last: i64, builder: &ChunkBuilder) -> rus
 }
 
 impl Store for SqliteStore {
-    fn write(&mut self, batch: &[Write]) -> Result<(), StoreError> {
-        self.apply_all(batch).inspect_err(|_| {
+    fn write_all(&mut self, batches: &[&[Write]]) -> Result<(), StoreError> {
+        self.apply_all(batches).inspect_err(|_| {
             // Conversations learnt in a transaction that did not commit do not exist,
             // and what history holds is read again.
             self.conversations.clear();
@@ -1205,6 +1224,50 @@ mod tests {
             limit: 10,
         };
         assert_eq!(store.history("#r", &all).unwrap(), [m]);
+    }
+
+    #[test]
+    fn batches_written_together_read_back_as_their_writes_one_after_another() {
+        // Two rooms, each with messages in both batches, and an account between them.
+        let mut seq = Seq::at(1_000);
+        let mut next = |room: &str, text: &str| {
+            seq = seq.next(0);
+            Write::Message {
+                message: StoredMessage::example(seq, room, text),
+                offline_for: Vec::new(),
+            }
+        };
+        let first = vec![next("#a", "a1"), next("#b", "b1"), next("#a", "a2")];
+        let account = Write::Account(Account {
+            name: "alice".into(),
+            display_name: "Alice".into(),
+            password_hash: "hash".into(),
+            created_ms: 1,
+        });
+        let second = vec![account, next("#b", "b2"), next("#a", "a3")];
+        let mut together = SqliteStore::in_memory().unwrap();
+        together.write_all(&[&first, &second]).unwrap();
+        let mut one_list = SqliteStore::in_memory().unwrap();
+        one_list
+            .write(&[first.clone(), second.clone()].concat())
+            .unwrap();
+        let all = HistoryQuery::Latest {
+            after: Selector::Unbounded,
+            limit: 10,
+        };
+        for room in ["#a", "#b"] {
+            let read = together.history(room, &all).unwrap();
+            assert_eq!(read, one_list.history(room, &all).unwrap(), "{room}");
+            let texts: Vec<&str> = read.iter().map(StoredMessage::text).collect();
+            let expected: &[&str] = if room == "#a" {
+                &["a1", "a2", "a3"]
+            } else {
+                &["b1", "b2"]
+            };
+            assert_eq!(texts, expected);
+        }
+        assert!(together.account("alice").unwrap().is_some());
+        assert_eq!(together.last_seq().unwrap(), Some(seq));
     }
 
     fn room_message(seq: Seq, text: &str) -> Write {
