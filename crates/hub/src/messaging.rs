@@ -147,22 +147,26 @@ impl Hub {
                 );
                 return;
             }
-            let recipients: Vec<(ClientId, bool)> = channel
-                .members
-                .iter()
-                .filter(|(_, m)| match status {
-                    Some('@') => m.op,
-                    Some(_) => m.op || m.voice,
-                    None => true,
-                })
-                .map(|(cid, _)| (*cid, *cid == id))
-                .collect();
-            for (to, is_sender) in recipients {
+            let mut recipients = std::mem::take(&mut self.room_recipients);
+            recipients.clear();
+            recipients.extend(
+                channel
+                    .members
+                    .iter()
+                    .filter(|(_, m)| match status {
+                        Some('@') => m.op,
+                        Some(_) => m.op || m.voice,
+                        None => true,
+                    })
+                    .map(|(cid, _)| (*cid, *cid == id)),
+            );
+            for &(to, is_sender) in &recipients {
                 if is_sender && !echo {
                     continue;
                 }
                 self.deliver(out, to, &mut line, is_tagmsg);
             }
+            self.room_recipients = recipients;
             if echo && member.is_none() {
                 self.deliver(out, id, &mut line, is_tagmsg);
             }
