@@ -183,7 +183,10 @@ impl StoredMessage {
         let mut packed = String::with_capacity(fields.iter().map(|f| f.len()).sum());
         let mut ends = [0u32; PARTS];
         for (end, field) in ends.iter_mut().zip(fields) {
-            packed.push_str(field);
+            // Most messages leave three parts empty: no copy for them.
+            if !field.is_empty() {
+                packed.push_str(field);
+            }
             // A message is a few kilobytes at most: far below 4 GiB.
             *end = u32::try_from(packed.len()).unwrap_or(u32::MAX);
         }
