@@ -41,6 +41,7 @@ pub mod amplification;
 mod config;
 mod congestion;
 pub mod cookie;
+mod line_batches;
 mod listener;
 mod path_mtu;
 mod ranges;

@@ -18,10 +18,11 @@
 //! in: a remembered position finds it without a search.
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 
 use bytes::Bytes;
 
+use crate::line_batches::LineBatches;
 use crate::ranges::RangeSet;
 
 /// Why a line was not queued.
@@ -120,7 +121,7 @@ pub(crate) struct SendStream {
     base: u64,
     /// The lines from the one holding `base` onwards, in stream order, each ending in
     /// the two bytes its prefix stands in for.
-    lines: VecDeque<Bytes>,
+    lines: LineBatches,
     /// Offset of the prefix of `lines[0]`.
     front: u64,
     /// How many lines were dropped from the front of `lines` since the start: the
@@ -145,7 +146,7 @@ impl SendStream {
     pub(crate) fn new(capacity: usize) -> SendStream {
         SendStream {
             base: 0,
-            lines: VecDeque::new(),
+            lines: LineBatches::default(),
             front: 0,
             dropped: 0,
             cursor: std::cell::Cell::new(Cursor::default()),
@@ -270,11 +271,7 @@ impl SendStream {
         );
         debug_assert_eq!(bytes, lines.iter().map(Bytes::len).sum::<usize>());
         let taken = lines.len();
-        if self.lines.is_empty() {
-            std::mem::swap(&mut self.lines, lines);
-        } else {
-            self.lines.append(lines);
-        }
+        self.lines.append(lines);
         self.end += bytes as u64;
         Some((taken, bytes))
     }
@@ -353,7 +350,7 @@ impl SendStream {
         out.reserve((stop - at) as usize);
         let (first, mut start) = self.line_at(at);
         let mut i = first;
-        for line in self.lines.range(first.min(self.lines.len())..) {
+        self.lines.for_each_from(first, |line| {
             let line_end = start + line.len() as u64;
             if at == start && line_end <= stop {
                 // A whole line, as nearly every one in a packet is.
@@ -365,14 +362,16 @@ impl SendStream {
             at = stop.min(line_end);
             if at < line_end {
                 // The packet ends inside this line: the next chunk starts in it.
-                break;
+                return ControlFlow::Break(());
             }
             i += 1;
             start = line_end;
             if at == stop {
-                break;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
             }
-        }
+        });
         self.cursor.set(Cursor {
             number: self.dropped + i as u64,
             start,
@@ -397,15 +396,16 @@ impl SendStream {
                 start = end;
             }
         }
-        let mut start = self.front;
-        for (i, line) in self.lines.iter().enumerate() {
+        let (mut i, mut start) = (0, self.front);
+        self.lines.for_each_from(0, |line| {
             let end = start + line.len() as u64;
             if at < end {
-                return (i, start);
+                return ControlFlow::Break(());
             }
-            start = end;
-        }
-        (self.lines.len(), start)
+            (i, start) = (i + 1, end);
+            ControlFlow::Continue(())
+        });
+        (i, start)
     }
 
     /// Marks `r` selectively acknowledged (its packet was acknowledged): it will not be
@@ -430,21 +430,20 @@ impl SendStream {
         self.base = offset;
         // Counted first, then dropped together: a pop per line cost half again as
         // much as the lines' own drops.
-        let mut acked_lines = 0;
-        for line in &self.lines {
-            let end = self.front + line.len() as u64;
+        let (mut acked_lines, mut front) = (0, self.front);
+        self.lines.for_each_from(0, |line| {
+            let end = front + line.len() as u64;
             if end > offset {
-                break;
+                return ControlFlow::Break(());
             }
-            self.front = end;
-            acked_lines += 1;
-        }
-        self.lines.drain(..acked_lines);
+            (acked_lines, front) = (acked_lines + 1, end);
+            ControlFlow::Continue(())
+        });
+        self.front = front;
+        self.lines.drop_front(acked_lines);
         self.dropped += acked_lines as u64;
-        // An emptied stream keeps its queue's memory: a busy session's next burst
-        // comes soon, and growing it again from nothing cost a reallocation and a
-        // copy per doubling, in fresh pages, every burst. `release_idle` gives it back
-        // once the session has gone quiet.
+        // An emptied stream keeps a buffer for the next lines (`LineBatches`);
+        // `release_idle` gives it back once the session has gone quiet.
         self.acked.remove_below(self.base);
         self.lost.remove_below(self.base);
     }
@@ -453,9 +452,7 @@ impl SendStream {
     /// called when the session's timers find it quiet, so that an idle session does
     /// not hold the queue of its largest burst.
     pub(crate) fn release_idle(&mut self) {
-        if self.lines.is_empty() && self.lines.capacity() > IDLE_LINES {
-            self.lines.shrink_to(IDLE_LINES);
-        }
+        self.lines.release_idle(IDLE_LINES);
     }
 
     /// Lines the queue holds room for, used or not.
@@ -478,7 +475,7 @@ impl SendStream {
         self.next_new = self.base;
         self.front = self.end;
         self.dropped += self.lines.len() as u64;
-        self.lines = VecDeque::new();
+        self.lines = LineBatches::default();
         self.acked = RangeSet::new();
         self.lost = RangeSet::new();
     }
