@@ -396,16 +396,22 @@ impl SendStream {
                 start = end;
             }
         }
-        let (mut i, mut start) = (0, self.front);
+        self.lines_ending_by(at)
+    }
+
+    /// How many lines from the front end at or before `offset`, and the offset of the
+    /// prefix of the line after them.
+    fn lines_ending_by(&self, offset: u64) -> (usize, u64) {
+        let (mut n, mut start) = (0, self.front);
         self.lines.for_each_from(0, |line| {
             let end = start + line.len() as u64;
-            if at < end {
+            if end > offset {
                 return ControlFlow::Break(());
             }
-            (i, start) = (i + 1, end);
+            (n, start) = (n + 1, end);
             ControlFlow::Continue(())
         });
-        (i, start)
+        (n, start)
     }
 
     /// Marks `r` selectively acknowledged (its packet was acknowledged): it will not be
@@ -430,15 +436,7 @@ impl SendStream {
         self.base = offset;
         // Counted first, then dropped together: a pop per line cost half again as
         // much as the lines' own drops.
-        let (mut acked_lines, mut front) = (0, self.front);
-        self.lines.for_each_from(0, |line| {
-            let end = front + line.len() as u64;
-            if end > offset {
-                return ControlFlow::Break(());
-            }
-            (acked_lines, front) = (acked_lines + 1, end);
-            ControlFlow::Continue(())
-        });
+        let (acked_lines, front) = self.lines_ending_by(offset);
         self.front = front;
         self.lines.drop_front(acked_lines);
         self.dropped += acked_lines as u64;
