@@ -111,10 +111,14 @@ impl LineBatches {
         }
     }
 
-    /// Gives back the spare buffer beyond room for `keep` lines, once the stream is
-    /// empty.
+    /// Gives back, once the stream is empty, the spare buffer beyond room for `keep`
+    /// lines and the room a burst's batches took.
     pub(crate) fn release_idle(&mut self, keep: usize) {
-        if self.is_empty() && self.spare.capacity() > keep {
+        if !self.is_empty() {
+            return;
+        }
+        self.batches = VecDeque::new();
+        if self.spare.capacity() > keep {
             self.spare.shrink_to(keep);
         }
     }
@@ -205,6 +209,10 @@ mod tests {
         let all: Vec<Bytes> = (0..next).map(line).collect();
         assert_eq!(from(&q, 0), all);
         assert_eq!(q.get(next - 1), all.last());
+        // Emptied and idle, it keeps no room for batches.
+        q.drop_front(next);
+        q.release_idle(64);
+        assert_eq!(q.batches.capacity(), 0);
     }
 
     #[test]
