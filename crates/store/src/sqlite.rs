@@ -439,7 +439,7 @@ impl SqliteStore {
         };
         for (b, batch) in batches.iter().enumerate() {
             for (i, write) in batch.iter().enumerate() {
-                writer.apply(write, Place::new(b, i))?;
+                writer.apply(write, Place { batch: b, index: i })?;
             }
         }
         writer.flush(batches)?;
@@ -490,10 +490,6 @@ struct Place {
 }
 
 impl Place {
-    fn new(batch: usize, index: usize) -> Place {
-        Place { batch, index }
-    }
-
     fn of<'w>(self, batches: &[&'w [Write]]) -> Option<&'w Write> {
         batches.get(self.batch)?.get(self.index)
     }
